@@ -1,0 +1,1 @@
+"""Pure domain logic shared by server and agent: no I/O, no framework imports."""
