@@ -481,6 +481,11 @@ class Tx:
         self.conn.execute(delete(t.group_peers).where(t.group_peers.c.peer_id == peer_id))
         self.conn.execute(delete(t.peers).where(t.peers.c.id == peer_id))
 
+    def set_peer_status(self, peer_id: str, connected: bool, when: datetime) -> None:
+        self.conn.execute(
+            update(t.peers).where(t.peers.c.id == peer_id).values(connected=connected, last_seen=when)
+        )
+
     def peer_credential_hash(self, peer_id: str) -> str | None:
         row = self.conn.execute(select(t.peers.c.credential_hash).where(t.peers.c.id == peer_id)).first()
         return row.credential_hash if row else None

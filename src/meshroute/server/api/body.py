@@ -1,0 +1,47 @@
+"""JSON request bodies, parsed after authentication (so a bad token is 401 before a bad body is
+400) with NetBird's tolerance: case-insensitive keys, null as absent, unknown keys ignored."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+
+from meshroute.core.errors import BadRequest
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors()[:5]:
+        loc = ".".join(str(x) for x in e.get("loc", ()))
+        parts.append(f"{loc}: {e.get('msg', 'invalid')}" if loc else str(e.get("msg", "invalid")))
+    return "; ".join(parts)
+
+
+def body_of(model: type[M]) -> Callable[[Request], Awaitable[M]]:
+    async def parse(request: Request) -> M:
+        raw = await request.body()
+        try:
+            data: Any = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise BadRequest("couldn't parse JSON request") from None
+        if not isinstance(data, dict):
+            raise BadRequest("couldn't parse JSON request: the body must be a JSON object")
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise BadRequest(f"couldn't parse JSON request: {_describe(exc)}") from None
+
+    return parse
+
+
+def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
+    """Documents a body parsed by `body_of` in the served OpenAPI document."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

@@ -1,0 +1,70 @@
+"""`/api/peers`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from meshroute.core.errors import InvalidArgument
+from meshroute.server.api.body import body_of, openapi_body
+from meshroute.server.api.deps import Caller, Svc
+from meshroute.server.api.schemas import PeerRequest, peer_json
+from meshroute.server.services import Services
+from meshroute.server.services.peers import PeerUpdate
+
+router = APIRouter(prefix="/api/peers", tags=["Peers"])
+Body = Annotated[PeerRequest, Depends(body_of(PeerRequest))]
+
+
+def _context(svc: Services, account_id: str) -> tuple[dict[str, int], str]:
+    with svc.uow.read(account_id) as tx:
+        sizes = {g.id: len(g.peers) for g in tx.groups(account_id)}
+        account = tx.account(account_id)
+    return sizes, account.domain if account else ""
+
+
+@router.get("", summary="List all peers")
+def list_peers(
+    user: Caller,
+    svc: Svc,
+    name: Annotated[str | None, Query()] = None,
+    ip: Annotated[str | None, Query()] = None,
+) -> list[dict[str, Any]]:
+    peers, groups = svc.peers.list_all(user.account_id, user.id)
+    sizes, domain = _context(svc, user.account_id)
+    out = []
+    for p in peers:
+        if (name is not None and p.name != name) or (ip is not None and str(p.ip) != ip):
+            continue
+        item = peer_json(p, groups.get(p.id, []), sizes, domain)
+        item["accessible_peers_count"] = len(peers) - 1
+        out.append(item)
+    return out
+
+
+@router.get("/{peer_id}", summary="Retrieve a peer")
+def get_peer(peer_id: str, user: Caller, svc: Svc) -> dict[str, Any]:
+    peer, groups = svc.peers.get(user.account_id, user.id, peer_id)
+    sizes, domain = _context(svc, user.account_id)
+    return peer_json(peer, groups, sizes, domain)
+
+
+@router.put("/{peer_id}", summary="Update a peer", openapi_extra=openapi_body(PeerRequest))
+def update_peer(peer_id: str, user: Caller, body: Body, svc: Svc) -> dict[str, Any]:
+    if body.name is None:
+        raise InvalidArgument("peer name shouldn't be empty")
+    upd = PeerUpdate(
+        name=body.name,
+        ssh_enabled=bool(body.ssh_enabled),
+        login_expiration_enabled=bool(body.login_expiration_enabled),
+        inactivity_expiration_enabled=bool(body.inactivity_expiration_enabled),
+    )
+    svc.peers.update(user.account_id, user.id, peer_id, upd)
+    return get_peer(peer_id, user, svc)
+
+
+@router.delete("/{peer_id}", summary="Delete a peer")
+def delete_peer(peer_id: str, user: Caller, svc: Svc) -> dict[str, Any]:
+    svc.peers.delete(user.account_id, user.id, peer_id)
+    return {}

@@ -1,0 +1,100 @@
+"""`/api/users`, `/api/users/current` and `/api/users/{id}/tokens`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from meshroute.core.errors import InvalidArgument
+from meshroute.server.api.body import body_of, openapi_body
+from meshroute.server.api.deps import Caller, Svc
+from meshroute.server.api.schemas import (
+    PersonalAccessTokenRequest,
+    UserCreateRequest,
+    UserRequest,
+    pat_json,
+    user_json,
+)
+
+router = APIRouter(prefix="/api/users", tags=["Users", "Tokens"])
+CreateBody = Annotated[UserCreateRequest, Depends(body_of(UserCreateRequest))]
+UpdateBody = Annotated[UserRequest, Depends(body_of(UserRequest))]
+TokenBody = Annotated[PersonalAccessTokenRequest, Depends(body_of(PersonalAccessTokenRequest))]
+
+
+@router.get("", summary="List all users")
+def list_users(
+    user: Caller, svc: Svc, service_user: Annotated[bool | None, Query()] = None
+) -> list[dict[str, Any]]:
+    return [user_json(u, user.id) for u in svc.users.list_all(user.account_id, user.id, service_user)]
+
+
+@router.get("/current", summary="Retrieve the current user")
+def current_user(user: Caller) -> dict[str, Any]:
+    return user_json(user, user.id)
+
+
+@router.post("", summary="Create a service user", openapi_extra=openapi_body(UserCreateRequest))
+def create_user(user: Caller, body: CreateBody, svc: Svc) -> dict[str, Any]:
+    if body.role is None:
+        raise InvalidArgument("role should be provided")
+    created = svc.users.create(
+        user.account_id,
+        user.id,
+        role=body.role,
+        name=body.name or "",
+        email=body.email or "",
+        auto_groups=body.auto_groups or [],
+        is_service_user=bool(body.is_service_user),
+    )
+    return user_json(created, user.id)
+
+
+@router.put("/{user_id}", summary="Update a user", openapi_extra=openapi_body(UserRequest))
+def update_user(user_id: str, user: Caller, body: UpdateBody, svc: Svc) -> dict[str, Any]:
+    if body.role is None:
+        raise InvalidArgument("role should be provided")
+    updated = svc.users.update(
+        user.account_id,
+        user.id,
+        user_id,
+        role=body.role,
+        auto_groups=body.auto_groups or [],
+        blocked=bool(body.is_blocked),
+    )
+    return user_json(updated, user.id)
+
+
+@router.delete("/{user_id}", summary="Delete a user")
+def delete_user(user_id: str, user: Caller, svc: Svc) -> dict[str, Any]:
+    svc.users.delete(user.account_id, user.id, user_id)
+    return {}
+
+
+@router.get("/{user_id}/tokens", summary="List a user's personal access tokens")
+def list_tokens(user_id: str, user: Caller, svc: Svc) -> list[dict[str, Any]]:
+    return [pat_json(p) for p in svc.users.list_tokens(user.account_id, user.id, user_id)]
+
+
+@router.post(
+    "/{user_id}/tokens",
+    summary="Create a personal access token",
+    openapi_extra=openapi_body(PersonalAccessTokenRequest),
+)
+def create_token(user_id: str, user: Caller, body: TokenBody, svc: Svc) -> dict[str, Any]:
+    pat, plain = svc.users.create_token(
+        user.account_id, user.id, user_id, body.name or "", body.expires_in or 0
+    )
+    return {"plain_token": plain, "personal_access_token": pat_json(pat)}
+
+
+@router.get("/{user_id}/tokens/{token_id}", summary="Retrieve a personal access token")
+def get_token(user_id: str, token_id: str, user: Caller, svc: Svc) -> dict[str, Any]:
+    return pat_json(svc.users.get_token(user.account_id, user.id, user_id, token_id))
+
+
+@router.delete("/{user_id}/tokens/{token_id}", summary="Delete a personal access token")
+def delete_token(user_id: str, token_id: str, user: Caller, svc: Svc) -> dict[str, Any]:
+    svc.users.delete_token(user.account_id, user.id, user_id, token_id)
+    return {}

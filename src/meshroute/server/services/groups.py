@@ -1,0 +1,135 @@
+"""Groups: named sets of peers that routes are distributed to, served by or restricted to."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from meshroute.core import permissions
+from meshroute.core.activity import Activity
+from meshroute.core.errors import AlreadyExists, BadRequest, InvalidArgument, NotFound
+from meshroute.core.ids import new_id
+from meshroute.core.model import ALL_GROUP_NAME, Group
+from meshroute.core.permissions import Op
+from meshroute.server.services.uow import UnitOfWork, WriteTx
+
+MODULE = "groups"
+
+
+def _group_meta(g: Group) -> dict[str, object]:
+    return {"name": g.name, "peers_count": len(g.peers)}
+
+
+class GroupService:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+
+    def list_all(self, account_id: str, user_id: str, name: str | None = None) -> list[Group]:
+        with self.uow.read(account_id) as tx:
+            permissions.require(tx.user(user_id), account_id, MODULE, Op.READ)
+            if name is not None:
+                group = tx.group_by_name(account_id, name)
+                if group is None:
+                    raise NotFound(f"group: {name} not found")
+                return [group]
+            return tx.groups(account_id)
+
+    def get(self, account_id: str, user_id: str, group_id: str) -> Group:
+        with self.uow.read(account_id) as tx:
+            permissions.require(tx.user(user_id), account_id, MODULE, Op.READ)
+            group = tx.group(group_id)
+            if group is None:
+                raise NotFound(f"group: {group_id} not found")
+            return group
+
+    def create(self, account_id: str, user_id: str, name: str, peers: Sequence[str]) -> Group:
+        with self.uow.write(account_id) as tx:
+            permissions.require(tx.user(user_id), account_id, MODULE, Op.CREATE)
+            group = Group(id=new_id(), account_id=account_id, name=name, peers=_unique(peers))
+            self._validate(tx, group)
+            tx.insert_group(group)
+            tx.changed("group", group.id)
+            tx.add_event(account_id, Activity.GROUP_CREATED, user_id, group.id, _group_meta(group))
+            self._membership_events(tx, user_id, group, [], group.peers)
+        return group
+
+    def update(self, account_id: str, user_id: str, group_id: str, name: str, peers: Sequence[str]) -> Group:
+        with self.uow.write(account_id) as tx:
+            permissions.require(tx.user(user_id), account_id, MODULE, Op.UPDATE)
+            old = tx.group(group_id)
+            if old is None:
+                raise NotFound(f"group: {group_id} not found")
+            if old.is_all:
+                raise InvalidArgument("updating group ALL is not allowed")
+            group = Group(
+                id=group_id, account_id=account_id, name=name, peers=_unique(peers), issued=old.issued
+            )
+            self._validate(tx, group)
+            tx.update_group(group)
+            tx.changed("group", group.id)
+            tx.add_event(account_id, Activity.GROUP_UPDATED, user_id, group.id, _group_meta(group))
+            self._membership_events(tx, user_id, group, old.peers, group.peers)
+        return group
+
+    def delete(self, account_id: str, user_id: str, group_id: str) -> None:
+        with self.uow.write(account_id) as tx:
+            permissions.require(tx.user(user_id), account_id, MODULE, Op.DELETE)
+            group = tx.group(group_id)
+            if group is None:
+                raise NotFound(f"group: {group_id} not found")
+            if group.is_all:
+                raise BadRequest("deleting group ALL is not allowed")
+            self._check_unlinked(tx, group)
+            tx.delete_group(group_id)
+            tx.changed("group", group_id, deleted=True)
+            tx.add_event(account_id, Activity.GROUP_DELETED, user_id, group_id, _group_meta(group))
+
+    @staticmethod
+    def _validate(tx: WriteTx, group: Group) -> None:
+        if not group.name:
+            raise InvalidArgument("group name shouldn't be empty")
+        other = tx.group_by_name(group.account_id, group.name)
+        if other is not None and other.id != group.id:
+            raise AlreadyExists(f"group with name {group.name} already exists")
+        known = tx.peers_by_id(group.peers)
+        for pid in group.peers:
+            if pid not in known:
+                raise InvalidArgument(f"peer with ID {pid} not found")
+
+    @staticmethod
+    def _check_unlinked(tx: WriteTx, group: Group) -> None:
+        """A group something still uses cannot go: deleting it would silently change that thing."""
+        for route in tx.routes():
+            if group.id in (*route.groups, *route.peer_groups, *route.access_control_groups):
+                raise BadRequest(f"group has been linked to route: {route.net_id}")
+        for key in tx.setup_keys(group.account_id):
+            if group.id in key.auto_groups:
+                raise BadRequest(f"group has been linked to setup key: {key.name}")
+        for user in tx.users(group.account_id):
+            if group.id in user.auto_groups:
+                raise BadRequest(f"group has been linked to user: {user.name or user.id}")
+
+    @staticmethod
+    def _membership_events(
+        tx: WriteTx, user_id: str, group: Group, before: Sequence[str], after: Sequence[str]
+    ) -> None:
+        added = [p for p in after if p not in set(before)]
+        removed = [p for p in before if p not in set(after)]
+        peers = tx.peers_by_id([*added, *removed])
+        for pid, activity in [(p, Activity.GROUP_ADDED_TO_PEER) for p in added] + [
+            (p, Activity.GROUP_REMOVED_FROM_PEER) for p in removed
+        ]:
+            peer = peers.get(pid)
+            meta = {"group": group.name, "group_id": group.id, "peer_name": peer.name if peer else pid}
+            tx.add_event(group.account_id, activity, user_id, pid, meta)
+
+
+def _unique(ids: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+def ensure_all_group(tx: WriteTx, account_id: str) -> Group:
+    group = tx.group_by_name(account_id, ALL_GROUP_NAME)
+    if group is None:
+        group = Group(id=new_id(), account_id=account_id, name=ALL_GROUP_NAME, issued="api")
+        tx.insert_group(group)
+    return group
