@@ -21,7 +21,7 @@ from meshroute.core.model import (
     Route,
 )
 
-_PREFIX_RE = re.compile(r"^[0-9A-Fa-f:.]+/[0-9]{1,3}$")
+_PREFIX_RE = re.compile(r"^[0-9A-Fa-f:.]+/(?:0|[1-9][0-9]{0,2})$")  # no leading zeros, as Go
 
 
 def parse_network(text: str) -> tuple[NetworkType, IPNetwork]:
@@ -68,8 +68,7 @@ def validate_route(route: Route | None, ctx: RouteContext) -> Route:
         raise InvalidArgument(f"metric should be between {MIN_METRIC} and {MAX_METRIC}")
     if not route.net_id or len(route.net_id) > MAX_NET_ID_CHARS:
         raise InvalidArgument(f"identifier should be between 1 and {MAX_NET_ID_CHARS}")
-    has_prefix = route.network is not None and route.network != DOMAIN_PLACEHOLDER
-    if route.domains and has_prefix:
+    if route.domains and route.network is not None:
         raise InvalidArgument("domains and network should not be provided at the same time")
     if not route.domains and route.network is None:
         raise InvalidArgument("invalid Prefix")
