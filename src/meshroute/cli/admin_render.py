@@ -57,6 +57,12 @@ def timestamp(value: Any) -> str:
     return value
 
 
+def expiry(value: Any) -> str:
+    """An expiry time; unset (or Go's zero time) means the thing never expires."""
+    shown = timestamp(value)
+    return "never" if shown == "-" else shown
+
+
 def id_list(values: Any) -> list[str]:
     if not isinstance(values, list):
         return []
@@ -82,6 +88,11 @@ def _list_table(title: str, columns: Sequence[str]) -> Table:
     for column in columns:
         table.add_column(column, overflow="fold")
     return table
+
+
+def _add_row(table: Table, *cells: str) -> None:
+    # Text, not markup: names and event details may contain "[...]".
+    table.add_row(*(Text(cell) for cell in cells))
 
 
 def _detail_table(title: str, rows: Sequence[tuple[str, str]]) -> Panel:
@@ -127,7 +138,8 @@ def render_routes(routes: list[JSONObject], peers: Names, groups: Names) -> None
         ["ID", "Net ID", "Network", "Routing peer", "Metric", "Masq.", "Enabled", "Distribution groups"],
     )
     for r in routes:
-        table.add_row(
+        _add_row(
+            table,
             text(r.get("id")),
             text(r.get("network_id")),
             route_network(r),
@@ -168,7 +180,8 @@ def render_route(r: JSONObject, peers: Names, groups: Names) -> None:
 def render_groups(groups: list[JSONObject]) -> None:
     table = _list_table("Groups", ["ID", "Name", "Peers", "Resources", "Issued"])
     for g in groups:
-        table.add_row(
+        _add_row(
+            table,
             text(g.get("id")),
             text(g.get("name")),
             text(g.get("peers_count")),
@@ -201,7 +214,8 @@ def render_group(g: JSONObject) -> None:
 def render_peers(peers: list[JSONObject]) -> None:
     table = _list_table("Peers", ["ID", "Name", "IP", "DNS label", "Connected", "Last seen", "OS", "Groups"])
     for p in peers:
-        table.add_row(
+        _add_row(
+            table,
             text(p.get("id")),
             text(p.get("name")),
             text(p.get("ip")),
@@ -247,14 +261,15 @@ def render_setup_keys(keys: list[JSONObject], groups: Names) -> None:
     )
     for k in keys:
         limit = k.get("usage_limit")
-        table.add_row(
+        _add_row(
+            table,
             text(k.get("id")),
             text(k.get("name")),
             text(k.get("type")),
             text(k.get("state")),
             text(k.get("used_times")),
             "unlimited" if limit == 0 else text(limit),
-            timestamp(k.get("expires")) if k.get("expires") else "never",
+            expiry(k.get("expires")),
             named(id_list(k.get("auto_groups")), groups),
         )
     _print_list(table, len(keys), "No setup keys.")
@@ -273,7 +288,7 @@ def render_setup_key(k: JSONObject, groups: Names) -> None:
         ("Used", text(k.get("used_times"))),
         ("Usage limit", "unlimited" if limit == 0 else text(limit)),
         ("Last used", timestamp(k.get("last_used"))),
-        ("Expires", timestamp(k.get("expires")) if k.get("expires") else "never"),
+        ("Expires", expiry(k.get("expires"))),
         ("Auto groups", named(id_list(k.get("auto_groups")), groups)),
         ("Ephemeral", yes_no(k.get("ephemeral"))),
         ("Extra DNS labels", yes_no(k.get("allow_extra_dns_labels"))),
@@ -313,7 +328,8 @@ def event_meta(e: JSONObject) -> str:
 def render_events(events: list[JSONObject]) -> None:
     table = _list_table("Events", ["Time", "Activity", "Code", "Initiator", "Target", "Details"])
     for e in events:
-        table.add_row(
+        _add_row(
+            table,
             timestamp(e.get("timestamp")),
             text(e.get("activity")),
             text(e.get("activity_code")),

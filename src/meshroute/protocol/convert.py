@@ -10,7 +10,12 @@ from meshroute.protocol import meshroute_pb2 as pb
 
 def peer_to_pb(p: MapPeer) -> Any:
     return pb.RemotePeer(
-        id=p.id, wg_public_key=p.key, ip=p.ip, ipv6=p.ipv6 or "", dns_label=p.dns_label, endpoints=list(p.endpoints)
+        id=p.id,
+        wg_public_key=p.key,
+        ip=p.ip,
+        ipv6=p.ipv6 or "",
+        dns_label=p.dns_label,
+        endpoints=list(p.endpoints),
     )
 
 
@@ -39,8 +44,9 @@ def self_to_pb(p: MapPeer, network: str = "", network_v6: str = "") -> Any:
 
 
 def self_from_pb(p: Any) -> MapPeer:
-    return MapPeer(id=p.id, key=p.wg_public_key, ip=p.ip, ipv6=p.ipv6 or None, name=p.dns_label,
-                   dns_label=p.dns_label)
+    return MapPeer(
+        id=p.id, key=p.wg_public_key, ip=p.ip, ipv6=p.ipv6 or None, name=p.dns_label, dns_label=p.dns_label
+    )
 
 
 def route_to_pb(r: MapRoute) -> Any:

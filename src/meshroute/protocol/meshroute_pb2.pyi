@@ -1,13 +1,15 @@
-from google.protobuf.internal import containers as _containers
+from collections.abc import Iterable as _Iterable
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar
+
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from google.protobuf.internal import containers as _containers
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PeerMeta(_message.Message):
-    __slots__ = ("hostname", "os", "kernel_version", "agent_version", "endpoints", "ipv6")
+    __slots__ = ("agent_version", "endpoints", "hostname", "ipv6", "kernel_version", "os")
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     OS_FIELD_NUMBER: _ClassVar[int]
     KERNEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -20,20 +22,33 @@ class PeerMeta(_message.Message):
     agent_version: str
     endpoints: _containers.RepeatedScalarFieldContainer[str]
     ipv6: bool
-    def __init__(self, hostname: _Optional[str] = ..., os: _Optional[str] = ..., kernel_version: _Optional[str] = ..., agent_version: _Optional[str] = ..., endpoints: _Optional[_Iterable[str]] = ..., ipv6: _Optional[bool] = ...) -> None: ...
+    def __init__(
+        self,
+        hostname: str | None = ...,
+        os: str | None = ...,
+        kernel_version: str | None = ...,
+        agent_version: str | None = ...,
+        endpoints: _Iterable[str] | None = ...,
+        ipv6: bool | None = ...,
+    ) -> None: ...
 
 class LoginRequest(_message.Message):
-    __slots__ = ("wg_public_key", "setup_key", "meta")
+    __slots__ = ("meta", "setup_key", "wg_public_key")
     WG_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     SETUP_KEY_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
     wg_public_key: str
     setup_key: str
     meta: PeerMeta
-    def __init__(self, wg_public_key: _Optional[str] = ..., setup_key: _Optional[str] = ..., meta: _Optional[_Union[PeerMeta, _Mapping]] = ...) -> None: ...
+    def __init__(
+        self,
+        wg_public_key: str | None = ...,
+        setup_key: str | None = ...,
+        meta: PeerMeta | _Mapping | None = ...,
+    ) -> None: ...
 
 class LoginResponse(_message.Message):
-    __slots__ = ("peer_id", "credential", "ip", "ipv6", "account_id", "serial")
+    __slots__ = ("account_id", "credential", "ip", "ipv6", "peer_id", "serial")
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     IP_FIELD_NUMBER: _ClassVar[int]
@@ -46,16 +61,24 @@ class LoginResponse(_message.Message):
     ipv6: str
     account_id: str
     serial: int
-    def __init__(self, peer_id: _Optional[str] = ..., credential: _Optional[str] = ..., ip: _Optional[str] = ..., ipv6: _Optional[str] = ..., account_id: _Optional[str] = ..., serial: _Optional[int] = ...) -> None: ...
+    def __init__(
+        self,
+        peer_id: str | None = ...,
+        credential: str | None = ...,
+        ip: str | None = ...,
+        ipv6: str | None = ...,
+        account_id: str | None = ...,
+        serial: int | None = ...,
+    ) -> None: ...
 
 class SyncRequest(_message.Message):
     __slots__ = ("known_serial",)
     KNOWN_SERIAL_FIELD_NUMBER: _ClassVar[int]
     known_serial: int
-    def __init__(self, known_serial: _Optional[int] = ...) -> None: ...
+    def __init__(self, known_serial: int | None = ...) -> None: ...
 
 class RemotePeer(_message.Message):
-    __slots__ = ("id", "wg_public_key", "ip", "ipv6", "dns_label", "endpoints")
+    __slots__ = ("dns_label", "endpoints", "id", "ip", "ipv6", "wg_public_key")
     ID_FIELD_NUMBER: _ClassVar[int]
     WG_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     IP_FIELD_NUMBER: _ClassVar[int]
@@ -68,10 +91,30 @@ class RemotePeer(_message.Message):
     ipv6: str
     dns_label: str
     endpoints: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., wg_public_key: _Optional[str] = ..., ip: _Optional[str] = ..., ipv6: _Optional[str] = ..., dns_label: _Optional[str] = ..., endpoints: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(
+        self,
+        id: str | None = ...,
+        wg_public_key: str | None = ...,
+        ip: str | None = ...,
+        ipv6: str | None = ...,
+        dns_label: str | None = ...,
+        endpoints: _Iterable[str] | None = ...,
+    ) -> None: ...
 
 class Route(_message.Message):
-    __slots__ = ("id", "net_id", "network", "domains", "network_type", "peer_key", "peer_id", "metric", "masquerade", "keep_route", "skip_auto_apply")
+    __slots__ = (
+        "domains",
+        "id",
+        "keep_route",
+        "masquerade",
+        "metric",
+        "net_id",
+        "network",
+        "network_type",
+        "peer_id",
+        "peer_key",
+        "skip_auto_apply",
+    )
     ID_FIELD_NUMBER: _ClassVar[int]
     NET_ID_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
@@ -94,10 +137,23 @@ class Route(_message.Message):
     masquerade: bool
     keep_route: bool
     skip_auto_apply: bool
-    def __init__(self, id: _Optional[str] = ..., net_id: _Optional[str] = ..., network: _Optional[str] = ..., domains: _Optional[_Iterable[str]] = ..., network_type: _Optional[int] = ..., peer_key: _Optional[str] = ..., peer_id: _Optional[str] = ..., metric: _Optional[int] = ..., masquerade: _Optional[bool] = ..., keep_route: _Optional[bool] = ..., skip_auto_apply: _Optional[bool] = ...) -> None: ...
+    def __init__(
+        self,
+        id: str | None = ...,
+        net_id: str | None = ...,
+        network: str | None = ...,
+        domains: _Iterable[str] | None = ...,
+        network_type: int | None = ...,
+        peer_key: str | None = ...,
+        peer_id: str | None = ...,
+        metric: int | None = ...,
+        masquerade: bool | None = ...,
+        keep_route: bool | None = ...,
+        skip_auto_apply: bool | None = ...,
+    ) -> None: ...
 
 class FirewallRule(_message.Message):
-    __slots__ = ("route_id", "sources", "destination", "domains", "is_dynamic", "action", "protocol")
+    __slots__ = ("action", "destination", "domains", "is_dynamic", "protocol", "route_id", "sources")
     ROUTE_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     DESTINATION_FIELD_NUMBER: _ClassVar[int]
@@ -112,10 +168,19 @@ class FirewallRule(_message.Message):
     is_dynamic: bool
     action: str
     protocol: str
-    def __init__(self, route_id: _Optional[str] = ..., sources: _Optional[_Iterable[str]] = ..., destination: _Optional[str] = ..., domains: _Optional[_Iterable[str]] = ..., is_dynamic: _Optional[bool] = ..., action: _Optional[str] = ..., protocol: _Optional[str] = ...) -> None: ...
+    def __init__(
+        self,
+        route_id: str | None = ...,
+        sources: _Iterable[str] | None = ...,
+        destination: str | None = ...,
+        domains: _Iterable[str] | None = ...,
+        is_dynamic: bool | None = ...,
+        action: str | None = ...,
+        protocol: str | None = ...,
+    ) -> None: ...
 
 class SelfConfig(_message.Message):
-    __slots__ = ("id", "wg_public_key", "ip", "ipv6", "dns_label", "network", "network_v6")
+    __slots__ = ("dns_label", "id", "ip", "ipv6", "network", "network_v6", "wg_public_key")
     ID_FIELD_NUMBER: _ClassVar[int]
     WG_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     IP_FIELD_NUMBER: _ClassVar[int]
@@ -130,10 +195,19 @@ class SelfConfig(_message.Message):
     dns_label: str
     network: str
     network_v6: str
-    def __init__(self, id: _Optional[str] = ..., wg_public_key: _Optional[str] = ..., ip: _Optional[str] = ..., ipv6: _Optional[str] = ..., dns_label: _Optional[str] = ..., network: _Optional[str] = ..., network_v6: _Optional[str] = ...) -> None: ...
+    def __init__(
+        self,
+        id: str | None = ...,
+        wg_public_key: str | None = ...,
+        ip: str | None = ...,
+        ipv6: str | None = ...,
+        dns_label: str | None = ...,
+        network: str | None = ...,
+        network_v6: str | None = ...,
+    ) -> None: ...
 
 class NetworkMap(_message.Message):
-    __slots__ = ("serial", "self", "peers", "routes", "rules")
+    __slots__ = ("peers", "routes", "rules", "self", "serial")
     SERIAL_FIELD_NUMBER: _ClassVar[int]
     SELF_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
@@ -144,10 +218,27 @@ class NetworkMap(_message.Message):
     peers: _containers.RepeatedCompositeFieldContainer[RemotePeer]
     routes: _containers.RepeatedCompositeFieldContainer[Route]
     rules: _containers.RepeatedCompositeFieldContainer[FirewallRule]
-    def __init__(self_, serial: _Optional[int] = ..., self: _Optional[_Union[SelfConfig, _Mapping]] = ..., peers: _Optional[_Iterable[_Union[RemotePeer, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., rules: _Optional[_Iterable[_Union[FirewallRule, _Mapping]]] = ...) -> None: ...
+    def __init__(
+        self_,
+        serial: int | None = ...,
+        self: SelfConfig | _Mapping | None = ...,
+        peers: _Iterable[RemotePeer | _Mapping] | None = ...,
+        routes: _Iterable[Route | _Mapping] | None = ...,
+        rules: _Iterable[FirewallRule | _Mapping] | None = ...,
+    ) -> None: ...
 
 class MapDelta(_message.Message):
-    __slots__ = ("serial", "self", "peers_upserted", "peers_removed", "routes_upserted", "routes_removed", "rules_changed", "rules", "prev_serial")
+    __slots__ = (
+        "peers_removed",
+        "peers_upserted",
+        "prev_serial",
+        "routes_removed",
+        "routes_upserted",
+        "rules",
+        "rules_changed",
+        "self",
+        "serial",
+    )
     SERIAL_FIELD_NUMBER: _ClassVar[int]
     SELF_FIELD_NUMBER: _ClassVar[int]
     PEERS_UPSERTED_FIELD_NUMBER: _ClassVar[int]
@@ -166,12 +257,25 @@ class MapDelta(_message.Message):
     rules_changed: bool
     rules: _containers.RepeatedCompositeFieldContainer[FirewallRule]
     prev_serial: int
-    def __init__(self_, serial: _Optional[int] = ..., self: _Optional[_Union[SelfConfig, _Mapping]] = ..., peers_upserted: _Optional[_Iterable[_Union[RemotePeer, _Mapping]]] = ..., peers_removed: _Optional[_Iterable[str]] = ..., routes_upserted: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., routes_removed: _Optional[_Iterable[str]] = ..., rules_changed: _Optional[bool] = ..., rules: _Optional[_Iterable[_Union[FirewallRule, _Mapping]]] = ..., prev_serial: _Optional[int] = ...) -> None: ...
+    def __init__(
+        self_,
+        serial: int | None = ...,
+        self: SelfConfig | _Mapping | None = ...,
+        peers_upserted: _Iterable[RemotePeer | _Mapping] | None = ...,
+        peers_removed: _Iterable[str] | None = ...,
+        routes_upserted: _Iterable[Route | _Mapping] | None = ...,
+        routes_removed: _Iterable[str] | None = ...,
+        rules_changed: bool | None = ...,
+        rules: _Iterable[FirewallRule | _Mapping] | None = ...,
+        prev_serial: int | None = ...,
+    ) -> None: ...
 
 class SyncResponse(_message.Message):
-    __slots__ = ("full", "delta")
+    __slots__ = ("delta", "full")
     FULL_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     full: NetworkMap
     delta: MapDelta
-    def __init__(self, full: _Optional[_Union[NetworkMap, _Mapping]] = ..., delta: _Optional[_Union[MapDelta, _Mapping]] = ...) -> None: ...
+    def __init__(
+        self, full: NetworkMap | _Mapping | None = ..., delta: MapDelta | _Mapping | None = ...
+    ) -> None: ...

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI
@@ -10,6 +12,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from meshroute import __version__
 from meshroute.server.api import accounts, errors, groups, peers, routes, setup_keys, users
 from meshroute.server.services import Services
+from meshroute.server.sync.engine import MapEngine
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 MAX_BODY = 1 << 20  # 1 MiB: far above any real request, far below what could hurt the server
 
@@ -65,8 +70,12 @@ class _TooLarge(Exception):
     pass
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(
+    services: Services, engine: MapEngine | None = None, lifespan: Lifespan | None = None
+) -> FastAPI:
+    """`engine` serves the network-map view; without it one is made that loads on demand."""
     app = FastAPI(
+        lifespan=lifespan,
         title="meshroute REST API",
         version=__version__,
         description="NetBird-compatible management API for routes, groups, peers, setup keys, users, "
@@ -76,6 +85,10 @@ def create_app(services: Services) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = services
+    if engine is None:  # no sync server: keep the view current synchronously after each commit
+        engine = MapEngine(services.uow)
+        services.uow.listeners.append(engine.process)
+    app.state.map_engine = engine
     errors.install(app)
     for module in (routes, groups, peers, setup_keys, users, accounts):
         app.include_router(module.router)

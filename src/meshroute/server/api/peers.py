@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
-from meshroute.core.errors import InvalidArgument
+from meshroute.core.errors import InvalidArgument, NotFound
+from meshroute.protocol.convert import map_json
 from meshroute.server.api.body import body_of, openapi_body
 from meshroute.server.api.deps import Caller, Svc
 from meshroute.server.api.schemas import PeerRequest, peer_json
 from meshroute.server.services import Services
 from meshroute.server.services.peers import PeerUpdate
+from meshroute.server.sync.engine import MapEngine
 
 router = APIRouter(prefix="/api/peers", tags=["Peers"])
 Body = Annotated[PeerRequest, Depends(body_of(PeerRequest))]
@@ -48,6 +50,22 @@ def get_peer(peer_id: str, user: Caller, svc: Svc) -> dict[str, Any]:
     peer, groups = svc.peers.get(user.account_id, user.id, peer_id)
     sizes, domain = _context(svc, user.account_id)
     return peer_json(peer, groups, sizes, domain)
+
+
+@router.get("/{peer_id}/network-map", summary="The network map this peer receives (what it will install)")
+def peer_network_map(peer_id: str, user: Caller, svc: Svc, request: Request) -> dict[str, Any]:
+    svc.peers.get(user.account_id, user.id, peer_id)  # permission and existence
+    engine: MapEngine = request.app.state.map_engine
+    snapshot = engine.full_map(user.account_id, peer_id)
+    if snapshot is None:
+        raise NotFound(f"peer: {peer_id} not found")
+    m, account = snapshot
+    view = map_json(m)
+    view["self"]["network"] = str(account.network_v4)
+    view["self"]["network_v6"] = str(account.network_v6)
+    view["routes_received"] = [r["id"] for r in view["routes"] if r["peer_id"] != peer_id]
+    view["routes_served"] = [r["id"] for r in view["routes"] if r["peer_id"] == peer_id]
+    return view
 
 
 @router.put("/{peer_id}", summary="Update a peer", openapi_extra=openapi_body(PeerRequest))

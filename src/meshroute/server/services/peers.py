@@ -53,6 +53,19 @@ class PeerRegistration:
     connection_ip: str = ""
 
 
+@dataclass(slots=True)
+class PeerMetaUpdate:
+    """What an agent reports on every login."""
+
+    hostname: str = ""
+    os: str = ""
+    kernel_version: str = ""
+    version: str = ""
+    endpoints: list[str] = field(default_factory=list)
+    ipv6_capable: bool = False
+    connection_ip: str = ""
+
+
 def validate_wg_key(key: str) -> None:
     try:
         raw = base64.b64decode(key, validate=True)
@@ -227,6 +240,40 @@ class PeerService:
         if peer is None or stored is None or not secrets.compare_digest(stored, hash_secret(credential)):
             raise PermissionDenied("peer authentication failed")
         return peer
+
+    def update_meta(self, peer: Peer, meta: PeerMetaUpdate) -> Peer:
+        """Records what the agent reports; a change of anything others see moves the serial."""
+        with self.uow.write(peer.account_id) as tx:
+            current = tx.peer(peer.id)
+            if current is None:
+                raise NotFound(f"peer: {peer.id} not found")
+            before = (
+                current.hostname,
+                current.os,
+                current.kernel_version,
+                current.version,
+                current.endpoints,
+                current.ipv6_capable,
+                current.connection_ip,
+            )
+            current.hostname = meta.hostname or current.hostname
+            current.os, current.kernel_version, current.version = meta.os, meta.kernel_version, meta.version
+            current.endpoints, current.ipv6_capable = list(meta.endpoints), meta.ipv6_capable
+            current.connection_ip = meta.connection_ip or current.connection_ip
+            current.last_login = utcnow()
+            after = (
+                current.hostname,
+                current.os,
+                current.kernel_version,
+                current.version,
+                current.endpoints,
+                current.ipv6_capable,
+                current.connection_ip,
+            )
+            tx.update_peer(current)
+            if after != before:
+                tx.changed("peer", current.id)
+            return current
 
     def set_connected(self, peer_id: str, connected: bool, when: datetime) -> None:
         """Connection status is not a user change: no serial, no event."""

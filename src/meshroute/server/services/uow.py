@@ -51,6 +51,9 @@ class UnitOfWork:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.listeners: list[Listener] = []
+        # Set by the replica fan-out on PostgreSQL: runs inside the transaction, so that other
+        # replicas hear of a change exactly when (and only if) it commits.
+        self.before_commit: Callable[[WriteTx], None] | None = None
 
     @contextmanager
     def read(self, account_id: str = "") -> Iterator[Tx]:
@@ -73,6 +76,8 @@ class UnitOfWork:
                 raise NotFound(f"account: {account_id} not found")
             wtx = WriteTx(base, account)
             yield wtx
+            if wtx.changeset.changes and self.before_commit is not None:
+                self.before_commit(wtx)
         if wtx.changeset.changes:
             for listener in list(self.listeners):
                 listener(wtx.changeset)

@@ -1,0 +1,184 @@
+"""Keeps one in-memory `AccountState` per account in step with the store.
+
+Committed change sets arrive from this replica's unit of work or, on PostgreSQL, from other
+replicas (NOTIFY). They are applied strictly in serial order by one worker thread; the resulting
+per-peer deltas go to the sync hub. A gap that does not fill in time reloads the account.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from meshroute.core.model import Account
+from meshroute.core.networkmap import AccountState
+from meshroute.core.networkmap.types import (
+    Change,
+    GroupDeleted,
+    GroupUpserted,
+    MapDelta,
+    NetworkMap,
+    PeerDeleted,
+    PeerUpserted,
+    RouteDeleted,
+    RouteUpserted,
+)
+from meshroute.server.services.uow import ChangeSet, UnitOfWork
+from meshroute.server.store.repo import Tx
+
+log = logging.getLogger(__name__)
+GAP_TIMEOUT_S = 2.0
+
+# (account_id, deltas) or (account_id, None): None means "resync everyone of this account";
+# a None delta for one peer means "send that peer a full map" (or end its stream if it is gone).
+Publisher = Callable[[str, dict[str, MapDelta | None] | None], None]
+
+
+@dataclass(slots=True)
+class _Account:
+    state: AccountState
+    account: Account
+    applied: int
+    pending: dict[int, ChangeSet] = field(default_factory=dict)
+    gap_since: float | None = None
+
+
+class MapEngine:
+    def __init__(self, uow: UnitOfWork, publish: Publisher | None = None) -> None:
+        self.uow = uow
+        self.publish: Publisher = publish or (lambda _a, _d: None)
+        self._accounts: dict[str, _Account] = {}
+        self._lock = threading.RLock()
+        self._inbox: queue.Queue[ChangeSet | None] = queue.Queue()
+        self._worker: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._worker = threading.Thread(target=self._run, name="map-engine", daemon=True)
+        self._worker.start()
+
+    def stop(self) -> None:
+        if self._worker is not None:
+            self._inbox.put(None)
+            self._worker.join(timeout=5)
+            self._worker = None
+
+    def submit(self, cs: ChangeSet) -> None:
+        """Thread-safe; called after commit (unit-of-work listener) or by the replica listener."""
+        self._inbox.put(cs)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                cs = self._inbox.get(timeout=0.5)
+            except queue.Empty:
+                self._check_gaps()
+                continue
+            if cs is None:
+                return
+            try:
+                self.process(cs)
+            except Exception:  # keep serving: a broken change set costs a reload, not the engine
+                log.exception("applying change set %s/%s failed; reloading", cs.account_id, cs.serial)
+                self.reload(cs.account_id)
+
+    # -- state ----------------------------------------------------------------------------------
+    def _load(self, account_id: str) -> _Account | None:
+        with self.uow.read(account_id) as tx:
+            account = tx.account(account_id)
+            if account is None:
+                return None
+            state = AccountState(
+                account_id, account.network_serial, tx.peers(account_id), tx.groups(account_id), tx.routes()
+            )
+        return _Account(state, account, account.network_serial)
+
+    def _entry(self, account_id: str) -> _Account | None:
+        with self._lock:
+            entry = self._accounts.get(account_id)
+            if entry is None:
+                entry = self._load(account_id)
+                if entry is not None:
+                    self._accounts[account_id] = entry
+            return entry
+
+    def full_map(self, account_id: str, peer_id: str) -> tuple[NetworkMap, Account] | None:
+        """A consistent snapshot: no change set is applied while it is computed."""
+        with self._lock:
+            entry = self._entry(account_id)
+            if entry is None or not entry.state.has_peer(peer_id):
+                return None
+            return entry.state.network_map(peer_id), entry.account
+
+    def serial(self, account_id: str) -> int:
+        with self._lock:
+            entry = self._entry(account_id)
+            return entry.applied if entry else 0
+
+    def reload(self, account_id: str) -> None:
+        with self._lock:
+            self._accounts.pop(account_id, None)
+            loaded = self._entry(account_id) is not None
+        if loaded:
+            self.publish(account_id, None)
+
+    # -- change sets ----------------------------------------------------------------------------
+    def process(self, cs: ChangeSet) -> None:
+        with self._lock:
+            entry = self._accounts.get(cs.account_id)
+            if entry is None:
+                return  # nobody asked for this account yet; it loads fresh when they do
+            if cs.serial <= entry.applied:
+                return
+            entry.pending[cs.serial] = cs
+            while entry.applied + 1 in entry.pending:
+                nxt = entry.pending.pop(entry.applied + 1)
+                self._apply(entry, nxt)
+            entry.gap_since = time.monotonic() if entry.pending else None
+
+    def _apply(self, entry: _Account, cs: ChangeSet) -> None:
+        changes: list[Change] = []
+        with self.uow.read(cs.account_id) as tx:
+            for ch in cs.changes:
+                changes.extend(_to_changes(tx, ch.kind, ch.id, ch.deleted))
+            if any(ch.kind == "account" for ch in cs.changes):
+                account = tx.account(cs.account_id)
+                if account is not None:
+                    entry.account = account
+        deltas: dict[str, MapDelta | None] = dict(entry.state.apply(changes, cs.serial)) if changes else {}
+        for change in changes:
+            if isinstance(change, PeerDeleted):
+                deltas[change.peer_id] = None
+        entry.applied = cs.serial
+        entry.account.network_serial = cs.serial
+        if deltas:
+            self.publish(cs.account_id, deltas)
+
+    def _check_gaps(self) -> None:
+        stale = []
+        with self._lock:
+            for account_id, entry in self._accounts.items():
+                if entry.gap_since is not None and time.monotonic() - entry.gap_since > GAP_TIMEOUT_S:
+                    stale.append(account_id)
+        for account_id in stale:
+            log.warning("serial gap in account %s did not fill; reloading it", account_id)
+            self.reload(account_id)
+
+
+def _to_changes(tx: Tx, kind: str, obj_id: str, deleted: bool) -> list[Change]:
+    """The committed state of one changed object (possibly newer than the change set: harmless,
+    the next change set carries the same object again)."""
+    if kind == "route":
+        route = None if deleted else tx.route(obj_id)
+        return [RouteUpserted(route) if route else RouteDeleted(obj_id)]
+    if kind == "group":
+        group = None if deleted else tx.group(obj_id)
+        return [GroupUpserted(group) if group else GroupDeleted(obj_id)]
+    if kind == "peer":
+        peer = None if deleted else tx.peer(obj_id)
+        return [PeerUpserted(peer) if peer else PeerDeleted(obj_id)]
+    return []
