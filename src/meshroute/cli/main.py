@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from meshroute.cli import admin, server
+from meshroute.cli import admin, server, sim
 
 app = typer.Typer(
     name="meshroute",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 server.register(app)
 admin.register(app)
+sim.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -662,7 +662,7 @@ class AccountState:
                 old is None
                 or pid in rules_dirty
                 or pid in sel_dirty
-                or (own and not own.isdisjoint(rules_trigger))
+                or False
             ):
                 rules = self._rules(pid, view, own)
                 if old is not None and rules == old.rules:
