@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import grpc
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -53,7 +55,14 @@ def register(app: typer.Typer) -> None:
             root_ca=ca.read_bytes() if ca else None,
             cleanup=not keep,
         )
-        result = asyncio.run(run(cfg))
+        try:
+            result = asyncio.run(run(cfg))
+        except grpc.aio.AioRpcError as exc:
+            typer.echo(f"error: {exc.details()} ({exc.code().name})", err=True)
+            raise typer.Exit(1) from None
+        except (httpx.HTTPError, TimeoutError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
         if as_json:
             typer.echo(json.dumps(result))
             return

@@ -170,13 +170,21 @@ def make_grpc_server(
     *,
     tls: tuple[bytes, bytes] | None = None,
 ) -> grpc.aio.Server:
-    server = grpc.aio.server(
-        options=[("grpc.keepalive_time_ms", 30000), ("grpc.max_concurrent_streams", 100000)]
-    )
+    options = [
+        ("grpc.keepalive_time_ms", 30000),
+        ("grpc.max_concurrent_streams", 100000),
+        # gRPC turns SO_REUSEPORT on by default: a second server on the same port would silently
+        # take half of the agents. Fail to bind instead.
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.aio.server(options=options)
     pb_grpc.add_ManagementServicer_to_server(service, server)  # type: ignore[no-untyped-call]
-    if tls is not None:
-        key, cert = tls
-        server.add_secure_port(address, grpc.ssl_server_credentials([(key, cert)]))
-    else:
-        server.add_insecure_port(address)
+    try:
+        if tls is not None:
+            key, cert = tls
+            server.add_secure_port(address, grpc.ssl_server_credentials([(key, cert)]))
+        else:
+            server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise ValueError(f"cannot listen for agent sync on {address}: {exc}") from None
     return server
