@@ -56,8 +56,14 @@ class World:
         return str(self.ok(self.post("/api/groups", {"name": name, "peers": peers or []}))["id"])
 
     def setup_key(self, auto_groups: list[str] | None = None, **kw: Any) -> str:
-        body = {"name": "k", "type": "reusable", "expires_in": 86400, "auto_groups": auto_groups or [],
-                "usage_limit": 0, **kw}
+        body = {
+            "name": "k",
+            "type": "reusable",
+            "expires_in": 86400,
+            "auto_groups": auto_groups or [],
+            "usage_limit": 0,
+            **kw,
+        }
         return str(self.ok(self.post("/api/setup-keys", body))["key"])
 
     def peer(self, hostname: str, key: str | None = None, ipv6: bool = False) -> str:
@@ -74,10 +80,22 @@ class World:
 
         uid = new_id()
         with self.services.uow.write(self.account_id) as tx:
-            tx.insert_user(User(uid, self.account_id, role, name=f"{role.value}-{uid[-4:]}",
-                                is_service_user=service, blocked=False, created_at=utcnow()))
-        _, token = self.services.users.create_token(self.account_id, self.owner_id, uid, "t", 30) if service \
+            tx.insert_user(
+                User(
+                    uid,
+                    self.account_id,
+                    role,
+                    name=f"{role.value}-{uid[-4:]}",
+                    is_service_user=service,
+                    blocked=False,
+                    created_at=utcnow(),
+                )
+            )
+        _, token = (
+            self.services.users.create_token(self.account_id, self.owner_id, uid, "t", 30)
+            if service
             else self._token_for_person(uid)
+        )
         if blocked:
             with self.services.uow.write(self.account_id) as tx:
                 u = tx.user(uid)

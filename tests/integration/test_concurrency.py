@@ -40,13 +40,20 @@ def test_concurrent_creates_for_one_peer_admit_exactly_one(world: World, live_ur
     assert world.serial() == serial + 1
 
 
-def test_concurrent_creates_through_overlapping_peer_groups_admit_exactly_one(world: World, live_url: str) -> None:
+def test_concurrent_creates_through_overlapping_peer_groups_admit_exactly_one(
+    world: World, live_url: str
+) -> None:
     peers = [world.peer(f"gw{i}") for i in range(3)]
     dist = world.group("clients")
     groups = [world.group(f"ha{i}", [peers[i], peers[(i + 1) % 3]]) for i in range(3)]
     bodies = [
-        {"domains": ["Example.COM"], "network_id": f"d{i}", "peer_groups": [groups[i % 3]], "groups": [dist],
-         "metric": 10}
+        {
+            "domains": ["Example.COM"],
+            "network_id": f"d{i}",
+            "peer_groups": [groups[i % 3]],
+            "groups": [dist],
+            "metric": 10,
+        }
         for i in range(WRITERS)
     ]
     responses = _race(live_url, world.token, bodies)
@@ -60,7 +67,8 @@ def test_concurrent_creates_on_distinct_peers_all_succeed(world: World, live_url
     dist = world.group("clients")
     peers = [world.peer(f"gw{i}") for i in range(6)]
     bodies = [
-        {"network": "10.9.0.0/16", "network_id": "ha", "peer": p, "groups": [dist], "metric": 10} for p in peers
+        {"network": "10.9.0.0/16", "network_id": "ha", "peer": p, "groups": [dist], "metric": 10}
+        for p in peers
     ]
     serial = world.serial()
     responses = _race(live_url, world.token, bodies)

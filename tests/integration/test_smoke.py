@@ -10,7 +10,13 @@ def test_create_route_and_read_it_back(world: World) -> None:
     created = world.ok(
         world.post(
             "/api/routes",
-            {"network": "10.1.0.0/16", "network_id": "office", "peer_groups": [g], "groups": [g], "metric": 10},
+            {
+                "network": "10.1.0.0/16",
+                "network_id": "office",
+                "peer_groups": [g],
+                "groups": [g],
+                "metric": 10,
+            },
         )
     )
     assert world.ok(world.get(f"/api/routes/{created['id']}")) == created
