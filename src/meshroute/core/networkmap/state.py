@@ -536,10 +536,8 @@ class AccountState:
         b.src_dirty.add(rid)
         self._src.pop(rid, None)
         s = self._routes[rid]
-        if s.active:
-            routing = self._routing(s)
-            b.visit |= routing
-            b.rules_dirty |= routing
+        if s.active:  # its routing peers' rules follow (`rules_trigger` in `_finish`)
+            b.visit |= self._routing(s)
 
     def _route_change(self, rid: str, new: _Spec | None, b: _Batch) -> None:
         """Affected: distribution, routing and access-control members, before and after (§2.7)."""
@@ -554,7 +552,6 @@ class AccountState:
         b.visit |= dist
         b.visit |= routing
         b.visit |= self._union({g for s in specs for g in s.acgs})
-        b.rules_dirty |= routing
         if old is None or new is None or old.selection_key() != new.selection_key():
             b.sel_dirty |= dist
             b.sel_dirty |= routing
@@ -662,7 +659,7 @@ class AccountState:
                 old is None
                 or pid in rules_dirty
                 or pid in sel_dirty
-                or False
+                or (own and not own.isdisjoint(rules_trigger))
             ):
                 rules = self._rules(pid, view, own)
                 if old is not None and rules == old.rules:

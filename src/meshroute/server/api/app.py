@@ -19,8 +19,8 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 MAX_BODY = 1 << 20  # 1 MiB: far above any real request, far below what could hurt the server
 
 
-class BodyLimit:
-    """Answers 413 once a request body passes MAX_BODY, declared or streamed."""
+class RequestGuard:
+    """Answers 413 once a request body passes MAX_BODY (declared or streamed) and 400 to NUL in URLs."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
         self.app = app
@@ -29,6 +29,9 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+            await _reply(send, 400, b'{"message":"NUL characters are not allowed in URLs","code":400}')
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
@@ -52,18 +55,13 @@ class BodyLimit:
 
     @staticmethod
     async def _reject(send: Send) -> None:
-        body = b'{"message":"request body too large","code":413}'
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json; charset=UTF-8"),
-                    (b"content-length", b"%d" % len(body)),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _reply(send, 413, b'{"message":"request body too large","code":413}')
+
+
+async def _reply(send: Send, status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json; charset=UTF-8"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class _TooLarge(Exception):
@@ -92,7 +90,7 @@ def create_app(
     errors.install(app)
     for module in (routes, groups, peers, setup_keys, users, accounts):
         app.include_router(module.router)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(RequestGuard)
     app.openapi_schema = None
     _add_security(app)
     return app

@@ -23,6 +23,22 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _has_nul(value: Any) -> bool:
+    """NUL cannot be stored in PostgreSQL text and is never meaningful here."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "\x00" in v:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
 def body_of(model: type[M]) -> Callable[[Request], Awaitable[M]]:
     async def parse(request: Request) -> M:
         raw = await request.body()
@@ -30,6 +46,8 @@ def body_of(model: type[M]) -> Callable[[Request], Awaitable[M]]:
             data: Any = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise BadRequest("couldn't parse JSON request") from None
+        if _has_nul(data):
+            raise BadRequest("couldn't parse JSON request: text must not contain NUL characters")
         if not isinstance(data, dict):
             raise BadRequest("couldn't parse JSON request: the body must be a JSON object")
         try:
