@@ -20,7 +20,7 @@ import tracemalloc
 from datetime import UTC, datetime
 
 from meshroute.core.model import Group, NetworkType, Peer, Route
-from meshroute.core.networkmap import AccountState, GroupUpserted, RouteUpserted
+from meshroute.core.networkmap import AccountState, GroupUpserted, PeerUpserted, RouteUpserted
 
 ACCOUNT = "bench-account"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -121,6 +121,24 @@ def main() -> None:
     t0 = time.perf_counter()
     deltas = state.apply([GroupUpserted(dataclasses.replace(g0, peers=g0.peers))], 4)
     print(f"apply(group-0 back, peer leaves): {ms(t0)} ({len(deltas)} peer deltas)")
+
+    rotated = dataclasses.replace(peers[0], key="rotated-key")
+    t0 = time.perf_counter()
+    deltas = state.apply([PeerUpserted(rotated)], 5)
+    print(f"apply(routing peer key change): {ms(t0)} ({len(deltas)} peer deltas)")
+    n = args.peers
+    newcomer = dataclasses.replace(peers[1], id="peer-new", key="new-key", name="new", dns_label="new")
+    newcomer.ip = ipaddress.IPv4Address(f"100.{64 + n // 65536}.{(n // 256) % 256}.{n % 256}")
+    all_group = groups[-1]
+    t0 = time.perf_counter()
+    deltas = state.apply(
+        [
+            PeerUpserted(newcomer),
+            GroupUpserted(dataclasses.replace(all_group, peers=[*all_group.peers, newcomer.id])),
+        ],
+        6,
+    )
+    print(f"apply(peer joins group-all):   {ms(t0)} ({len(deltas)} peer deltas)")
 
 
 if __name__ == "__main__":

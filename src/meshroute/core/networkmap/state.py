@@ -264,6 +264,7 @@ class AccountState:
         Under allow-all every peer sees every other, so any change of a peer's wire form (join,
         leave, key, IP, name, endpoints, IPv6 capability) affects everybody.
         """
+        _check(changes)
         batch = _Batch(dry=True)
         try:
             for c in changes:
@@ -288,6 +289,7 @@ class AccountState:
         A peer that joined gets a delta relative to no map (`apply_delta(None, delta)`); a peer
         that left gets nothing. Peers with identical deltas share one `MapDelta` object.
         """
+        _check(changes)
         batch = _Batch()
         for c in changes:
             self._change(c, batch)
@@ -522,7 +524,7 @@ class AccountState:
             self._peer_change(c.peer.id, MapPeer.from_peer(c.peer), b)
         elif isinstance(c, PeerDeleted):
             self._peer_change(c.peer_id, None, b)
-        else:  # pragma: no cover - exhaustive
+        else:  # pragma: no cover - `_check` ran first
             raise TypeError(f"unknown change {c!r}")
 
     def _touch(self, rid: str, b: _Batch) -> None:
@@ -593,7 +595,7 @@ class AccountState:
         gids = self._groups_of.get(pid, set())
         presence = old is None or new is None
         if presence or (old is not None and new is not None and old.key != new.key):
-            for rid in self._by_single.get(pid, set()).copy():
+            for rid in self._by_single.get(pid, ()):
                 self._touch(rid, b)
             for g in gids:
                 for rid in self._by_peer_group.get(g, ()):
@@ -782,6 +784,16 @@ class AccountState:
             ups.extend(u)
             rems.extend(r)
         return tuple(sorted(ups, key=_by_id)), tuple(sorted(rems))
+
+
+_CHANGE_TYPES = (RouteUpserted, RouteDeleted, GroupUpserted, GroupDeleted, PeerUpserted, PeerDeleted)
+
+
+def _check(changes: Sequence[Change]) -> None:
+    """Refuse a batch with an unknown change before any of it is applied."""
+    for c in changes:
+        if not isinstance(c, _CHANGE_TYPES):
+            raise TypeError(f"unknown change {c!r}")
 
 
 def _diff(before: dict[str, MapRoute], after: dict[str, MapRoute]) -> tuple[list[MapRoute], list[str]]:
