@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meshroute import __version__
@@ -91,6 +92,13 @@ def create_app(
     for module in (routes, groups, peers, setup_keys, users, accounts):
         app.include_router(module.router)
     app.add_middleware(RequestGuard)
+    # Browsers (dashboards) call the API cross-origin; tokens travel in a header, not cookies.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type"],
+    )
     app.openapi_schema = None
     _add_security(app)
     return app

@@ -24,7 +24,8 @@ def _render(svc: Services, account_id: str, groups: list[Group]) -> list[dict[st
 
 @router.get("", summary="List all groups")
 def list_groups(user: Caller, svc: Svc, name: Annotated[str | None, Query()] = None) -> list[dict[str, Any]]:
-    return _render(svc, user.account_id, svc.groups.list_all(user.account_id, user.id, name))
+    # An empty ?name= is no filter, as in NetBird.
+    return _render(svc, user.account_id, svc.groups.list_all(user.account_id, user.id, name or None))
 
 
 @router.post("", summary="Create a group", openapi_extra=openapi_body(GroupRequest))

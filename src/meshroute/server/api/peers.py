@@ -37,7 +37,8 @@ def list_peers(
     sizes, domain = _context(svc, user.account_id)
     out = []
     for p in peers:
-        if (name is not None and p.name != name) or (ip is not None and str(p.ip) != ip):
+        # NetBird filters with `LIKE %x%`, and only on non-empty values.
+        if (name and name not in p.name) or (ip and ip not in str(p.ip)):
             continue
         item = peer_json(p, groups.get(p.id, []), sizes, domain)
         item["accessible_peers_count"] = len(peers) - 1

@@ -105,9 +105,18 @@ class PeerService:
         self.uow = uow
 
     def list_all(self, account_id: str, user_id: str) -> tuple[list[Peer], dict[str, list[tuple[str, str]]]]:
-        """Peers and, for each, its groups as (id, name) pairs."""
+        """Peers and, for each, its groups as (id, name) pairs.
+
+        A user without peers:read sees only their own peers (NetBird); peers here join with
+        setup keys, so that is none. Blocked users and other accounts are refused as usual.
+        """
         with self.uow.read(account_id) as tx:
-            permissions.require(tx.user(user_id), account_id, MODULE, Op.READ)
+            user = tx.user(user_id)
+            visible = user is not None and not user.blocked and user.account_id == account_id
+            if visible and user is not None and not permissions.allowed(user, MODULE, Op.READ):
+                own = [p for p in tx.peers(account_id) if p.user_id == user.id]
+                return own, _peer_groups(tx, account_id)
+            permissions.require(user, account_id, MODULE, Op.READ)
             return tx.peers(account_id), _peer_groups(tx, account_id)
 
     def get(self, account_id: str, user_id: str, peer_id: str) -> tuple[Peer, list[tuple[str, str]]]:

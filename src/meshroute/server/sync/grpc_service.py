@@ -22,7 +22,6 @@ from meshroute.core.errors import (
 from meshroute.core.model import Peer
 from meshroute.protocol import convert
 from meshroute.protocol import meshroute_pb2 as pb
-from meshroute.protocol import meshroute_pb2_grpc as pb_grpc
 from meshroute.server.services import Services
 from meshroute.server.services.peers import PeerMetaUpdate, PeerRegistration
 from meshroute.server.store.repo import utcnow
@@ -59,7 +58,7 @@ def _meta(request: Any) -> PeerMetaUpdate:
     )
 
 
-class ManagementService(pb_grpc.ManagementServicer):
+class ManagementService:
     def __init__(self, services: Services, engine: MapEngine, hub: SyncHub) -> None:
         self.services = services
         self.engine = engine
@@ -133,10 +132,9 @@ class ManagementService(pb_grpc.ManagementServicer):
                         return
                     m, account = snapshot
                     last = m.serial
-                    full = convert.map_to_pb(m, str(account.network_v4), str(account.network_v6))
-                    yield pb.SyncResponse(full=full)
+                    yield convert.full_response_bytes(m, str(account.network_v4), str(account.network_v6))
                 elif item.serial > last:
-                    yield pb.SyncResponse(delta=convert.delta_to_pb(item, last))
+                    yield pb.SyncResponse(delta=convert.delta_to_pb(item, last)).SerializeToString()
                     last = item.serial
                 item = await session.queue.get()
         finally:
@@ -178,7 +176,21 @@ def make_grpc_server(
         ("grpc.so_reuseport", 0),
     ]
     server = grpc.aio.server(options=options)
-    pb_grpc.add_ManagementServicer_to_server(service, server)  # type: ignore[no-untyped-call]
+    # Registered by hand rather than with the generated helper: Sync yields pre-encoded bytes
+    # (see convert.full_response_bytes), so its responses must not be serialized again.
+    handlers = {
+        "Login": grpc.unary_unary_rpc_method_handler(
+            service.Login,
+            request_deserializer=pb.LoginRequest.FromString,
+            response_serializer=pb.LoginResponse.SerializeToString,
+        ),
+        "Sync": grpc.unary_stream_rpc_method_handler(
+            service.Sync, request_deserializer=pb.SyncRequest.FromString, response_serializer=bytes
+        ),
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("meshroute.v1.Management", handlers),)
+    )
     try:
         if tls is not None:
             key, cert = tls
