@@ -23,20 +23,25 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _has_nul(value: Any) -> bool:
-    """NUL cannot be stored in PostgreSQL text and is never meaningful here."""
+def _text_problem(value: Any) -> str | None:
+    """Text no store can keep: NUL (PostgreSQL refuses it) or lone surrogates (not UTF-8).
+    Lengths are the services' business (and the body limit bounds everything)."""
     stack = [value]
     while stack:
         v = stack.pop()
         if isinstance(v, str):
             if "\x00" in v:
-                return True
+                return "text must not contain NUL characters"
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return "text must be valid Unicode (no lone surrogates)"
         elif isinstance(v, dict):
             stack.extend(v.keys())
             stack.extend(v.values())
         elif isinstance(v, list):
             stack.extend(v)
-    return False
+    return None
 
 
 def body_of(model: type[M]) -> Callable[[Request], Awaitable[M]]:
@@ -46,8 +51,9 @@ def body_of(model: type[M]) -> Callable[[Request], Awaitable[M]]:
             data: Any = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise BadRequest("couldn't parse JSON request") from None
-        if _has_nul(data):
-            raise BadRequest("couldn't parse JSON request: text must not contain NUL characters")
+        problem = _text_problem(data)
+        if problem:
+            raise BadRequest(f"couldn't parse JSON request: {problem}")
         if not isinstance(data, dict):
             raise BadRequest("couldn't parse JSON request: the body must be a JSON object")
         try:
@@ -59,7 +65,19 @@ def body_of(model: type[M]) -> Callable[[Request], Awaitable[M]]:
 
 
 def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
-    """Documents a body parsed by `body_of` in the served OpenAPI document."""
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    schema.pop("$defs", None)
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    """Documents a body parsed by `body_of` in the served OpenAPI document (nested models
+    inlined, so the document has no dangling references)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}

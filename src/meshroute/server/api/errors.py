@@ -17,6 +17,8 @@ JSON_TYPE = "application/json; charset=UTF-8"
 
 
 def error_response(status: int, message: str) -> JSONResponse:
+    # A message may echo user input; never let an unencodable echo turn a 4xx into a 500.
+    message = message.encode("utf-8", "replace").decode("utf-8")
     return JSONResponse({"message": message, "code": status}, status_code=status, media_type=JSON_TYPE)
 
 

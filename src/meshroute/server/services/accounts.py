@@ -83,11 +83,12 @@ class AccountService:
     def update_settings(self, account_id: str, user_id: str, target_id: str, s: SettingsUpdate) -> Account:
         if target_id != account_id:
             raise NotFound(f"account: {target_id} not found")
-        if s.peer_login_expiration_enabled and not 3600 <= s.peer_login_expiration <= 180 * 86400:
+        # Checked whether or not the feature is on: a stored value is used once it is turned on.
+        if not 3600 <= s.peer_login_expiration <= 180 * 86400:
             raise InvalidArgument(
                 "peer login expiration can't be smaller than one hour or bigger than 180 days"
             )
-        if s.peer_inactivity_expiration_enabled and not 600 <= s.peer_inactivity_expiration <= 180 * 86400:
+        if not 600 <= s.peer_inactivity_expiration <= 180 * 86400:
             raise InvalidArgument(
                 "peer inactivity expiration can't be smaller than 10 minutes or bigger than 180 days"
             )

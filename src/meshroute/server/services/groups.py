@@ -8,6 +8,7 @@ from meshroute.core import permissions
 from meshroute.core.activity import Activity
 from meshroute.core.errors import AlreadyExists, BadRequest, InvalidArgument, NotFound
 from meshroute.core.ids import new_id
+from meshroute.core.limits import check_length
 from meshroute.core.model import ALL_GROUP_NAME, Group
 from meshroute.core.permissions import Op
 from meshroute.server.services.uow import UnitOfWork, WriteTx
@@ -87,6 +88,7 @@ class GroupService:
     def _validate(tx: WriteTx, group: Group) -> None:
         if not group.name:
             raise InvalidArgument("group name shouldn't be empty")
+        check_length(group.name, "group name")
         other = tx.group_by_name(group.account_id, group.name)
         if other is not None and other.id != group.id:
             raise AlreadyExists(f"group with name {group.name} already exists")

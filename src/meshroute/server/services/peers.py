@@ -20,6 +20,7 @@ from meshroute.core.errors import (
     PreconditionFailed,
 )
 from meshroute.core.ids import new_id
+from meshroute.core.limits import check_length
 from meshroute.core.model import Account, Peer
 from meshroute.core.permissions import Op
 from meshroute.core.tokens import hash_secret
@@ -135,6 +136,7 @@ class PeerService:
                 raise NotFound(f"peer: {peer_id} not found")
             if not upd.name.strip():
                 raise InvalidArgument("peer name shouldn't be empty")
+            check_length(upd.name, "peer name")
             events: list[tuple[Activity, dict[str, object]]] = []
             if upd.name != peer.name:
                 taken = tx.used_dns_labels(account_id) - {peer.dns_label}
@@ -190,6 +192,10 @@ class PeerService:
     def register(self, reg: PeerRegistration) -> tuple[Peer, str]:
         """A new peer joins with a setup key; returns it and its credential (shown only now)."""
         validate_wg_key(reg.wg_public_key)
+        check_length(reg.hostname, "hostname")
+        check_length(reg.os, "os")
+        check_length(reg.kernel_version, "kernel version")
+        check_length(reg.version, "agent version", 64)
         with self.uow.read() as rtx:
             key = rtx.setup_key_by_hash(hash_secret(reg.setup_key))
         if key is None:
@@ -252,6 +258,10 @@ class PeerService:
 
     def update_meta(self, peer: Peer, meta: PeerMetaUpdate) -> Peer:
         """Records what the agent reports; a change of anything others see moves the serial."""
+        check_length(meta.hostname, "hostname")
+        check_length(meta.os, "os")
+        check_length(meta.kernel_version, "kernel version")
+        check_length(meta.version, "agent version", 64)
         with self.uow.write(peer.account_id) as tx:
             current = tx.peer(peer.id)
             if current is None:

@@ -9,6 +9,7 @@ from meshroute.core import permissions
 from meshroute.core.activity import Activity
 from meshroute.core.errors import InvalidArgument, NotFound
 from meshroute.core.ids import new_id
+from meshroute.core.limits import MAX_INT32, check_length, check_range
 from meshroute.core.model import SetupKey
 from meshroute.core.permissions import Op
 from meshroute.core.tokens import hash_secret, new_setup_key
@@ -62,8 +63,8 @@ class SetupKeyService:
             raise InvalidArgument(f"invalid setup key type: {key_type!r} (expected reusable or one-off)")
         if expires_in != 0 and not MIN_EXPIRY_S <= expires_in <= MAX_EXPIRY_S:
             raise InvalidArgument("expires_in should be 0 (never) or between 86400 and 31536000 seconds")
-        if usage_limit < 0:
-            raise InvalidArgument("usage_limit should not be negative")
+        check_length(name, "setup key name")
+        check_range(usage_limit, "usage_limit", 0, MAX_INT32)
         with self.uow.write(account_id) as tx:
             permissions.require(tx.user(user_id), account_id, MODULE, Op.CREATE)
             _check_groups(tx, auto_groups)

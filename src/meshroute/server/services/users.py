@@ -15,6 +15,7 @@ from meshroute.core.errors import (
     Unauthorized,
 )
 from meshroute.core.ids import new_id
+from meshroute.core.limits import check_length
 from meshroute.core.model import PersonalAccessToken, Role, User
 from meshroute.core.permissions import Op
 from meshroute.core.tokens import hash_secret, new_pat, pat_well_formed
@@ -86,6 +87,8 @@ class UserService:
             )
         if not name.strip():
             raise InvalidArgument("service user name shouldn't be empty")
+        check_length(name, "user name")
+        check_length(email, "email")
         with self.uow.write(account_id) as tx:
             permissions.require(tx.user(user_id), account_id, MODULE, Op.CREATE)
             _check_groups(tx, auto_groups)
@@ -196,6 +199,7 @@ class UserService:
     ) -> tuple[PersonalAccessToken, str]:
         if not name:
             raise InvalidArgument("token name can't be empty")
+        check_length(name, "token name")
         if not 1 <= expires_in_days <= 365:
             raise InvalidArgument("expiration has to be between 1 and 365")
         with self.uow.write(account_id) as tx:
