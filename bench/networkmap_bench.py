@@ -165,7 +165,8 @@ def _line(r: dict[str, Any]) -> str:
     return (
         f"{r['account']:<28} state {r['state_mib']:>6} MiB  build {r['build_ms']:>8} ms  "
         f"map(routing) {r['map_routing_peer_ms']:>7} ms  map(dist) {r['map_distribution_peer_ms']:>6} ms  "
-        f"all {r['all_maps_ms']!s:>8} ms  route-change {r['route_change_ms']:>7} ms ({r['route_change_deltas']})  "
+        f"all {r['all_maps_ms']!s:>8} ms  "
+        f"route-change {r['route_change_ms']:>7} ms ({r['route_change_deltas']})  "
         f"group-change {r['group_change_ms']:>7} ms ({r['group_change_deltas']})"
     )
 

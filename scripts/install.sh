@@ -39,6 +39,9 @@ fi
 if [ "$want_python" = 1 ]; then
   PY=${PYTHON:-python3}
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  # (this machine's pip configuration names a local mirror that may be absent; its warnings are noise)
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c "import meshroute, fastapi, sqlalchemy, grpc, psycopg" \
+    || { echo "the Python install failed" >&2; exit 1; }
 fi
