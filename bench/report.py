@@ -81,7 +81,7 @@ def render() -> str:
             out.append(
                 f"| one route change at 5,000 peers / 200 groups: every affected peer's delta | ≤ 50 ms "
                 f"| {five['route_change_ms']} ms ({five['route_change_deltas']} deltas) "
-                "| 800–1,700 ms locally for one account-wide update (`BenchmarkUpdateAccountPeers` Large, "
+                "| 800-1,700 ms locally for one account-wide update (`BenchmarkUpdateAccountPeers` Large, "
                 "full maps computed and sent, logged only) |"
             )
         if thirty:
