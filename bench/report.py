@@ -87,6 +87,28 @@ def render() -> str:
         if thirty:
             out.append(f"| state for 30,000 peers | ≤ 1 GiB | {thirty['state_mib']} MiB engine state | — |")
         out.append("")
+    mem = _load("server_memory")
+    if mem:
+        out += [
+            "## Server memory with a large account",
+            "",
+            f"Machine: {_machine(mem)}. {mem['peers']:,} peers in {mem['groups']} groups and "
+            f"{mem['routes']} routes",
+            "(the synthetic shape) written to a SQLite store, then a real `meshroute server` process started",
+            "on it; the first network-map request makes it build the account's in-memory state.",
+            "",
+            "| figure | value |",
+            "|---|---:|",
+            f"| server RSS idle (MiB) | {mem['server_rss_idle_mib']} |",
+            "| **server RSS with the account's state built (MiB)** (goal ≤ 1,024) "
+            f"| **{mem['server_rss_loaded_mib']}** |",
+            f"| server peak RSS (MiB) | {mem['server_rss_peak_mib']} |",
+            "| first map over REST, including loading the account (ms) "
+            f"| {mem['first_map_ms_incl_state_load']} |",
+            f"| a later map over REST ({mem['map_peers']:,} peers in it, JSON) (ms) "
+            f"| {mem['later_map_ms']} |",
+            "",
+        ]
     e2e = _load("sync_e2e")
     if e2e:
         s = e2e["sim"]
