@@ -6,9 +6,17 @@ A map has two parts:
 - the *peer table*, shared by every peer of the account (allow-all: T sees every peer but itself).
   It is stored once; a join, leave or change of one peer is one delta entry for everybody else;
 - the *per-peer part*: which routes T serves (`own`) and receives (`recv`), whether T is
-  IPv6-capable, and T's firewall rules. Route entries themselves are not stored per peer: every
-  route's expansion (one `MapRoute` per routing peer, plus `::/0` twins for exit routes) is cached
-  once and shared, so a per-peer part is two small sets of route IDs and, for routing peers, rules.
+  IPv6-capable, and what T's firewall rules are made of. Route entries themselves are not stored
+  per peer: every route's expansion (one `MapRoute` per routing peer, plus `::/0` twins for exit
+  routes) is cached once and shared, so a per-peer part is two interned sets of route IDs and, for
+  routing peers, a tuple of shared `_RuleBase`s.
+
+Memory is dominated by firewall-rule sources in accounts where many routes are distributed to a
+large group: a routing peer's rule lists every distribution member but itself, so materialized
+rules would hold (routes served) x (distribution size) references per routing peer. Instead the
+sources of a route are computed once per (distribution groups, access-control groups) pair,
+referenced by every route and every routing peer with that pair, and a peer's rules are only
+materialized when they are sent (a full map, a join, or a delta whose rules really changed).
 
 `apply()` runs the changes against the indexes while recording what they touch (routes whose
 expansion or sources may change, peers whose selection or rules may change, peers whose map may
@@ -20,8 +28,9 @@ from __future__ import annotations
 
 import ipaddress
 from bisect import bisect_left
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from meshroute.core.model import DOMAIN_PLACEHOLDER, Group, NetworkType, Peer, Route
 from meshroute.core.networkmap.types import (
@@ -49,6 +58,18 @@ _V6 = int(NetworkType.IPV6)
 _DOMAIN = int(NetworkType.DOMAIN)
 _PLACEHOLDER = str(DOMAIN_PLACEHOLDER)
 _EMPTY: frozenset[str] = frozenset()
+_ID = attrgetter("id")
+# Sorted received-route tuples kept for full maps, counted in entries (8 bytes of reference each,
+# so at most 16 MiB): a peer of the route-heavy benchmark account receives ~12,500 entries, shared
+# by the ~50 peers with its selection; its ~100 distinct selections fit (an LRU smaller than the
+# working set would miss on every map of a pass over all peers).
+_RECV_CACHE_MAX_ENTRIES = 1 << 21
+
+_Cidrs = tuple[str, ...]
+_SrcKey = tuple[tuple[str, ...], tuple[str, ...]]  # sorted distribution groups, sorted ACGs
+_Me = tuple[str, str | None]  # a peer's own /32 and /128 CIDRs, as they appear in sources
+_NO_ME: _Me = ("", None)
+_Selection = tuple[frozenset[str], frozenset[str], bool]  # own, recv, v6
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +91,7 @@ class _Spec:
     masquerade: bool
     keep_route: bool
     skip_auto_apply: bool
+    src_key: _SrcKey  # who may use the route; routes with the same key share their sources
 
     @property
     def active(self) -> bool:
@@ -109,7 +131,49 @@ class _Spec:
             masquerade=r.masquerade,
             keep_route=r.keep_route,
             skip_auto_apply=r.skip_auto_apply,
+            src_key=(tuple(sorted(set(r.groups))), tuple(sorted(set(r.access_control_groups)))),
         )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _RuleBase:
+    """The peer-independent half of a served route's firewall rules, shared by its routing peers.
+
+    A routing peer's rule is this minus the peer itself (its ID in the rule ID of a peer-group
+    route, its address out of the sources); `_rules_of` materializes it only when it is sent.
+    """
+
+    route_id: str
+    single: bool  # single-peer route: the rule ID is the route ID
+    kind: int
+    network: str
+    domains: tuple[str, ...]
+    is_exit: bool
+    v4: _Cidrs  # sorted /32 sources, shared with every route of the same `src_key`
+    v6: _Cidrs  # sorted /128 sources
+
+    # No ":" and no twin suffix in the route ID: no rule ID of this route can equal one of
+    # another route's (`<route>`, `<route>:<peer>`, either + `-v6-default`).
+    plain_id: bool
+
+    def same_head(self, other: _RuleBase) -> bool:
+        """Same rule IDs, destinations and kinds; only the sources may differ."""
+        return (self.route_id, self.single, self.kind, self.network, self.domains, self.is_exit) == (
+            other.route_id,
+            other.single,
+            other.kind,
+            other.network,
+            other.domains,
+            other.is_exit,
+        )
+
+    def same_sources(self, other: _RuleBase, me: _Me) -> bool:
+        """With the same head: whether both give a peer with addresses `me` the same rules."""
+        me4, me6 = me
+        if self.kind != _V6 and not _same_without(self.v4, other.v4, me4):
+            return False
+        uses_v6 = self.kind == _V6 or (me6 is not None and (self.kind == _DOMAIN or self.is_exit))
+        return not uses_v6 or _same_without(self.v6, other.v6, me6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +191,11 @@ _NO_EXPANSION = _Expansion({}, {})
 class _Part:
     """The per-peer part of a map, as last sent."""
 
-    own: frozenset[str]  # enabled routes T serves and receives (after the IPv6 filter)
-    recv: frozenset[str]  # routes T receives through other routing peers
+    own: frozenset[str]  # enabled routes T serves and receives (after the IPv6 filter); interned
+    recv: frozenset[str]  # routes T receives through other routing peers; interned
     v6: bool
-    rules: tuple[RouteFirewallRule, ...]
+    bases: tuple[_RuleBase, ...]  # what T's last sent rules were made of, by route ID
+    addr: MapPeer | None  # T as it was then (for its addresses); None when T has no rules
 
 
 @dataclass(slots=True)
@@ -175,6 +240,58 @@ def _without(items: tuple[str, ...], item: str | None) -> tuple[str, ...]:
     return items
 
 
+def _contains(items: tuple[str, ...], item: str) -> bool:
+    i = bisect_left(items, item)
+    return i < len(items) and items[i] == item
+
+
+def _same_without(a: _Cidrs, b: _Cidrs, me: str | None) -> bool:
+    """Whether sorted `a` and `b` are equal once `me` is removed from both, without copying them."""
+    if a is b:
+        return True
+    if me is None or _contains(a, me) == _contains(b, me):
+        return a == b
+    return _without(a, me) == _without(b, me)
+
+
+def _me(view: MapPeer | None) -> _Me:
+    if view is None:
+        return _NO_ME
+    return view.ip + "/32", (None if view.ipv6 is None else view.ipv6 + "/128")
+
+
+def _rules_of(pid: str, view: MapPeer | None, bases: Sequence[_RuleBase]) -> tuple[RouteFirewallRule, ...]:
+    """The firewall rules of routing peer `pid` (as `view`) serving the routes of `bases`."""
+    if not bases:
+        return ()
+    me4, me6 = _me(view)
+    rules: list[RouteFirewallRule] = []
+    for b in bases:
+        eid = b.route_id if b.single else f"{b.route_id}:{pid}"
+        if b.kind == _V6:
+            rules.append(RouteFirewallRule(eid, b.network, _without(b.v6, me6)))
+            continue
+        if b.kind == _DOMAIN:
+            rules.append(RouteFirewallRule(eid, b.network, _without(b.v4, me4), b.domains, True))
+            if me6 is not None and (v6 := _without(b.v6, me6)):
+                rules.append(RouteFirewallRule(eid, b.network, v6, b.domains, True))
+            continue
+        rules.append(RouteFirewallRule(eid, b.network, _without(b.v4, me4)))
+        if b.is_exit and me6 is not None and (v6 := _without(b.v6, me6)):
+            rules.append(RouteFirewallRule(eid + V6_DEFAULT_ID_SUFFIX, V6_DEFAULT_NETWORK, v6))
+    rules.sort()
+    return tuple(rules)
+
+
+def _last_per_id(entries: list[MapRoute]) -> tuple[MapRoute, ...]:
+    """Entries stably sorted by ID, one per ID: the last, as a dict keyed by ID would keep."""
+    ids = list(map(_ID, entries))
+    if len(set(ids)) == len(ids):
+        return tuple(entries)
+    last = len(ids) - 1
+    return tuple(e for i, e in enumerate(entries) if i == last or ids[i + 1] != ids[i])
+
+
 def _by_id(item: MapPeer | MapRoute) -> str:
     return item.id
 
@@ -208,14 +325,26 @@ class AccountState:
         self.serial = serial
         self._peers: dict[str, MapPeer] = {}
         self._members: dict[str, frozenset[str]] = {}  # group -> member IDs as stored
-        self._groups_of: dict[str, set[str]] = {}  # peer ID -> groups listing it
+        # peer ID -> sorted groups listing it; interned, as most peers share theirs with others
+        self._groups_of: dict[str, tuple[str, ...]] = {}
+        self._group_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._routes: dict[str, _Spec] = {}
         self._by_single: dict[str, set[str]] = {}  # routing peer -> single-peer routes
         self._by_peer_group: dict[str, set[str]] = {}  # group -> routes it serves (PeerGroups)
         self._by_dist_group: dict[str, set[str]] = {}  # group -> routes it receives (Groups)
         self._by_acg: dict[str, set[str]] = {}  # group -> routes it may use (ACGs)
+        self._by_ha: dict[str, set[str]] = {}  # HA unique ID -> routes
+        self._inactive: set[str] = set()  # disabled routes and routes without a usable prefix
+        self._active_v6: set[str] = set()  # active IPv6 routes (not sent to v4-only peers)
+        self._gver: dict[str, int] = {}  # group -> tick of its last membership or member-address change
+        self._tick = 0
         self._exp: dict[str, _Expansion] = {}
-        self._src: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._rb: dict[str, _RuleBase] = {}  # route -> its rule base (dropped when sources may change)
+        # (groups, ACGs) -> (group ticks when computed, (v4, v6) sources): one tuple for all routes
+        # of the same audience, validated by the ticks because it outlives any single route.
+        self._src_by_key: dict[_SrcKey, tuple[tuple[int, ...], tuple[_Cidrs, _Cidrs]]] = {}
+        self._recv_cache: dict[tuple[frozenset[str], bool], tuple[MapRoute, ...]] = {}  # LRU order
+        self._recv_cache_size = 0
         self._parts: dict[str, _Part] = {}
         self._intern: dict[frozenset[str], frozenset[str]] = {}
         self._table: tuple[MapPeer, ...] | None = None
@@ -226,10 +355,12 @@ class AccountState:
             self._set_group(g.id, frozenset(g.peers))
         for r in routes:
             self._set_route(r.id, _Spec.of(r))
+        sel_memo: dict[tuple[tuple[str, ...], frozenset[str], bool], _Selection] = {}
+        bases_memo: dict[frozenset[str], tuple[_RuleBase, ...]] = {}
         for pid, view in self._peers.items():
-            own, recv, v6 = self._selection(pid, view)
-            own, recv = self._interned(own), self._interned(recv)
-            self._parts[pid] = _Part(own, recv, v6, self._rules(pid, view, own))
+            own, recv, v6 = self._selection_memo(pid, view, sel_memo)
+            bases = self._bases(own, bases_memo)
+            self._parts[pid] = _Part(own, recv, v6, bases, view if bases else None)
 
     # --- public API ------------------------------------------------------------------------------
 
@@ -245,17 +376,14 @@ class AccountState:
         if view is None:
             raise KeyError(f"peer {peer_id} not found")
         own, recv, v6 = self._selection(peer_id, view)
-        entries: dict[str, MapRoute] = {}
-        for rid in own:
-            entries.update(self._entries_for(peer_id, rid, own, recv, v6, self._expansion(rid)))
-        for rid in recv:
-            entries.update(self._entries_for(peer_id, rid, own, recv, v6, self._expansion(rid)))
+        # Interned, the selection is the object the peer's part and the received-entries cache hold.
+        own, recv = self._interned(own), self._interned(recv)
         return NetworkMap(
             serial=self.serial,
             self_config=view,
             peers=self._table_without(peer_id),
-            routes=tuple(sorted(entries.values(), key=_by_id)),
-            rules=self._rules(peer_id, view, own),
+            routes=self._route_entries(peer_id, own, recv, v6),
+            rules=_rules_of(peer_id, view, self._bases(own, None)),
         )
 
     def affected_peers(self, changes: Sequence[Change]) -> set[str]:
@@ -281,7 +409,7 @@ class AccountState:
             for rid in batch.touched:
                 self._exp.pop(rid, None)
             for rid in batch.src_dirty:
-                self._src.pop(rid, None)
+                self._rb.pop(rid, None)
 
     def apply(self, changes: Sequence[Change], serial: int) -> dict[str, MapDelta]:
         """Apply the changes; returns the non-empty delta of every peer whose map changed.
@@ -304,26 +432,51 @@ class AccountState:
             self._peers.pop(pid, None)
         else:
             self._peers[pid] = view
+        if old is None or view is None or (old.ip, old.ipv6) != (view.ip, view.ipv6):
+            # joined, left or readdressed: the sources of its groups change
+            self._bump(self._groups_of.get(pid, ()))
         self._table = None
         return old
+
+    def _bump(self, gids: Iterable[str]) -> None:
+        """Invalidate the cached sources of every audience that includes one of these groups."""
+        self._tick += 1
+        for g in gids:
+            self._gver[g] = self._tick
 
     def _set_group(self, gid: str, members: frozenset[str] | None) -> frozenset[str] | None:
         old = self._members.get(gid)
         before = old or _EMPTY
         after = members or _EMPTY
+        groups_of = self._groups_of
         for pid in before - after:
-            gs = self._groups_of.get(pid)
-            if gs is not None:
-                gs.discard(gid)
-                if not gs:
-                    del self._groups_of[pid]
+            rest = tuple(g for g in groups_of.get(pid, ()) if g != gid)
+            if rest:
+                groups_of[pid] = self._group_set(rest)
+            else:
+                groups_of.pop(pid, None)
         for pid in after - before:
-            self._groups_of.setdefault(pid, set()).add(gid)
+            gs = groups_of.get(pid, ())
+            i = bisect_left(gs, gid)
+            groups_of[pid] = self._group_set((*gs[:i], gid, *gs[i:]))
         if members is None:
             self._members.pop(gid, None)
+            # Safe to forget: a cached version of this group (a tick, never 0) no longer matches.
+            self._gver.pop(gid, None)
         else:
             self._members[gid] = members
+            self._bump((gid,))
         return old
+
+    def _group_set(self, gids: tuple[str, ...]) -> tuple[str, ...]:
+        """One shared tuple per distinct sorted group list (`_interned`, for `_groups_of`)."""
+        found = self._group_sets.get(gids)
+        if found is not None:
+            return found
+        if len(self._group_sets) > 2 * len(self._groups_of) + 64:
+            self._group_sets = {gs: gs for gs in self._groups_of.values()}
+        self._group_sets[gids] = gids
+        return gids
 
     def _set_route(self, rid: str, spec: _Spec | None) -> _Spec | None:
         old = self._routes.pop(rid, None)
@@ -333,6 +486,9 @@ class AccountState:
             _remove(self._by_peer_group, old.peer_groups, rid)
             _remove(self._by_dist_group, old.groups, rid)
             _remove(self._by_acg, old.acgs, rid)
+            _remove(self._by_ha, (old.ha,), rid)
+            self._inactive.discard(rid)
+            self._active_v6.discard(rid)
         if spec is not None:
             self._routes[rid] = spec
             if spec.peer:
@@ -340,6 +496,11 @@ class AccountState:
             _add(self._by_peer_group, spec.peer_groups, rid)
             _add(self._by_dist_group, spec.groups, rid)
             _add(self._by_acg, spec.acgs, rid)
+            _add(self._by_ha, (spec.ha,), rid)
+            if not spec.active:
+                self._inactive.add(rid)
+            elif spec.kind == _V6:
+                self._active_v6.add(rid)
         return old
 
     # --- derived data ----------------------------------------------------------------------------
@@ -353,6 +514,15 @@ class AccountState:
                 out |= m
         peers = self._peers
         return {p for p in out if p in peers}
+
+    def _members_of(self, gids: Iterable[str]) -> set[str]:
+        """Members listed by the groups, peers of the account or not."""
+        out: set[str] = set()
+        for gid in gids:
+            m = self._members.get(gid)
+            if m:
+                out |= m
+        return out
 
     def _routing(self, s: _Spec) -> set[str]:
         if s.peer:
@@ -391,74 +561,184 @@ class AccountState:
                 twin[pid] = _twin(e)
         return _Expansion(base, twin)
 
-    def _sources(self, rid: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def _sources(self, s: _Spec) -> tuple[_Cidrs, _Cidrs]:
         """Sorted v4 (/32) and v6 (/128) CIDRs of the peers allowed to use a route."""
-        src = self._src.get(rid)
-        if src is None:
-            s = self._routes[rid]
-            allowed = self._union(s.groups)
-            if s.acgs:
-                allowed &= self._union(s.acgs)
-            views = [self._peers[p] for p in allowed]
-            v4 = tuple(sorted({v.ip + "/32" for v in views}))
-            v6 = tuple(sorted({v.ipv6 + "/128" for v in views if v.ipv6 is not None}))
-            src = (v4, v6)
-            self._src[rid] = src
-        return src
+        key = s.src_key
+        gver = self._gver
+        stamp = tuple(gver.get(g, 0) for g in key[0]) + tuple(gver.get(g, 0) for g in key[1])
+        hit = self._src_by_key.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        # Narrow by the ACGs on the raw member sets (in C) before looking at each member: the
+        # distribution group is often "All", the ACG a small team.
+        allowed = self._members_of(key[0])
+        if key[1]:
+            allowed &= self._members_of(key[1])
+        peers = self._peers
+        views = [v for p in allowed if (v := peers.get(p)) is not None]
+        v4 = tuple(sorted({v.ip + "/32" for v in views}))
+        v6 = tuple(sorted({v.ipv6 + "/128" for v in views if v.ipv6 is not None}))
+        if len(self._src_by_key) > 2 * len(self._routes) + 64:  # forget keys no route uses anymore
+            live = {r.src_key for r in self._routes.values()}
+            self._src_by_key = {k: v for k, v in self._src_by_key.items() if k in live}
+        self._src_by_key[key] = (stamp, (v4, v6))
+        return v4, v6
 
-    def _selection(self, pid: str, view: MapPeer) -> tuple[frozenset[str], frozenset[str], bool]:
-        """(own, recv, v6) of a peer, from the indexes."""
+    def _rule_base(self, rid: str) -> _RuleBase:
+        rb = self._rb.get(rid)
+        if rb is None:
+            s = self._routes[rid]
+            v4, v6 = self._sources(s)
+            plain = ":" not in s.id and not s.id.endswith(V6_DEFAULT_ID_SUFFIX)
+            rb = _RuleBase(s.id, bool(s.peer), s.kind, s.network, s.domains, s.is_exit, v4, v6, plain)
+            self._rb[rid] = rb
+        return rb
+
+    def _bases(
+        self, own: frozenset[str], memo: dict[frozenset[str], tuple[_RuleBase, ...]] | None
+    ) -> tuple[_RuleBase, ...]:
+        """The rule bases of the routes a peer serves, by route ID (one tuple per interned `own`)."""
+        if not own:
+            return ()
+        found = memo.get(own) if memo is not None else None
+        if found is None:
+            found = tuple(self._rule_base(rid) for rid in sorted(own))
+            if memo is not None:
+                memo[own] = found
+        return found
+
+    def _selection(self, pid: str, view: MapPeer) -> _Selection:
+        """(own, recv, v6) of a peer, from the indexes.
+
+        Set algebra rather than a loop over routes: a member of an "All" group may receive
+        hundreds of routes, and this runs for every full map.
+        """
         v6 = view.ipv6 is not None
         gids = self._groups_of.get(pid, ())
-        routes = self._routes
         own_all: set[str] = set(self._by_single.get(pid, ()))
+        recv: set[str] = set()
         for g in gids:
             rs = self._by_peer_group.get(g)
             if rs:
                 own_all |= rs
-        own: list[str] = []
-        ha: set[str] = set()
-        for rid in own_all:
-            s = routes[rid]
-            ha.add(s.ha)
-            if s.active and (v6 or s.kind != _V6):
-                own.append(rid)
-        recv: list[str] = []
-        for g in gids:
             rs = self._by_dist_group.get(g)
-            if not rs:
-                continue
-            for rid in rs:
-                if rid in own_all:
-                    continue
-                s = routes[rid]
-                if s.active and (v6 or s.kind != _V6) and s.ha not in ha:
-                    recv.append(rid)
-        return (frozenset(own) if own else _EMPTY), (frozenset(recv) if recv else _EMPTY), v6
+            if rs:
+                recv |= rs
+        unsent = self._inactive if v6 else self._inactive | self._active_v6
+        recv -= own_all
+        recv -= unsent
+        if own_all:
+            routes = self._routes
+            # HA: T serves this network itself (even through a disabled route), so it receives
+            # none of the routes of the same HA group.
+            for ha in {routes[rid].ha for rid in own_all}:
+                recv -= self._by_ha[ha]
+            own_all -= unsent
+        return (frozenset(own_all) if own_all else _EMPTY), (frozenset(recv) if recv else _EMPTY), v6
 
-    def _rules(self, pid: str, view: MapPeer, own: Collection[str]) -> tuple[RouteFirewallRule, ...]:
-        if not own:
-            return ()
-        me4 = view.ip + "/32"
-        me6 = view.ipv6 + "/128" if view.ipv6 is not None else None
-        rules: list[RouteFirewallRule] = []
+    def _selection_memo(
+        self, pid: str, view: MapPeer, memo: dict[tuple[tuple[str, ...], frozenset[str], bool], _Selection]
+    ) -> _Selection:
+        """`_selection`, interned and shared by peers with the same groups, single routes and v6.
+
+        Most peers share that signature with the rest of their group, and interning a selection
+        hashes all its route IDs (~500 for a member of an "All" group of a route-heavy account).
+        """
+        single = self._by_single.get(pid)
+        key = (
+            self._groups_of.get(pid, ()),
+            frozenset(single) if single else _EMPTY,
+            view.ipv6 is not None,
+        )
+        found = memo.get(key)
+        if found is None:
+            own, recv, v6 = self._selection(pid, view)
+            found = (self._interned(own), self._interned(recv), v6)
+            memo[key] = found
+        return found
+
+    def _rules_if_changed(
+        self,
+        pid: str,
+        old_addr: MapPeer | None,
+        old: tuple[_RuleBase, ...],
+        addr: MapPeer | None,
+        new: tuple[_RuleBase, ...],
+    ) -> tuple[RouteFirewallRule, ...] | None:
+        """The peer's new rules, or None when they equal the ones built from `old_addr` and `old`.
+
+        Usually decided route by route on the shared sources, without materializing the old side.
+        """
+        if not old and not new:
+            return None
+        me = _me(addr)
+        if len(old) == len(new) and _me(old_addr) == me:
+            changed = False
+            for ob, nb in zip(old, new, strict=True):
+                if ob is nb:
+                    continue
+                if not nb.same_head(ob):
+                    break
+                changed = changed or not nb.same_sources(ob, me)
+            else:
+                if not changed:
+                    return None
+                # One route's rules differ; when no rule ID can clash across routes, no other
+                # route's rules can make up for it, so the new rules differ as a whole.
+                if all(b.plain_id for b in new):
+                    return _rules_of(pid, addr, new)
+        rules = _rules_of(pid, addr, new)
+        return None if rules == _rules_of(pid, old_addr, old) else rules
+
+    def _route_entries(
+        self, pid: str, own: frozenset[str], recv: frozenset[str], v6: bool
+    ) -> tuple[MapRoute, ...]:
+        """A peer's route entries, sorted by ID: the shared received ones plus its own few."""
+        received = self._recv_entries(recv, v6)
+        mine: dict[str, MapRoute] = {}
         for rid in own:
-            s = self._routes[rid]
-            eid = s.id if s.peer else f"{s.id}:{pid}"
-            v4, v6 = self._sources(rid)
-            if s.kind == _V6:
-                rules.append(RouteFirewallRule(eid, s.network, _without(v6, me6)))
-                continue
-            if s.kind == _DOMAIN:
-                rules.append(RouteFirewallRule(eid, s.network, _without(v4, me4), s.domains, True))
-                if me6 is not None and (v6 := _without(v6, me6)):
-                    rules.append(RouteFirewallRule(eid, s.network, v6, s.domains, True))
-                continue
-            rules.append(RouteFirewallRule(eid, s.network, _without(v4, me4)))
-            if s.is_exit and me6 is not None and (v6 := _without(v6, me6)):
-                rules.append(RouteFirewallRule(eid + V6_DEFAULT_ID_SUFFIX, V6_DEFAULT_NETWORK, v6))
-        rules.sort()
-        return tuple(rules)
+            mine.update(self._entries_for(pid, rid, own, recv, v6, self._expansion(rid)))
+        if not mine:
+            return received
+        out = list(received)
+        for e in sorted(mine.values(), key=_ID):
+            i = bisect_left(out, e.id, key=_ID)
+            if i == len(out) or out[i].id != e.id:  # on an ID clash the received entry wins
+                out.insert(i, e)
+        return tuple(out)
+
+    def _recv_entries(self, recv: frozenset[str], v6: bool) -> tuple[MapRoute, ...]:
+        """The entries of the routes in `recv`, sorted by ID; cached per (selection, v6).
+
+        Every member of a group shares its selection, so a full map (sent on every connect)
+        costs a copy instead of collecting and sorting thousands of entries.
+        """
+        if not recv:
+            return ()
+        key = (recv, v6)
+        cache = self._recv_cache
+        found = cache.pop(key, None)
+        if found is None:
+            collected: list[MapRoute] = []
+            for rid in recv:
+                exp = self._expansion(rid)
+                collected.extend(exp.base.values())
+                if v6:
+                    collected.extend(exp.twin.values())
+            collected.sort(key=_ID)
+            found = _last_per_id(collected)
+            self._recv_cache_size += len(found)
+            while cache and self._recv_cache_size > _RECV_CACHE_MAX_ENTRIES:
+                self._recv_cache_size -= len(cache.pop(next(iter(cache))))
+        cache[key] = found  # most recently used last
+        return found
+
+    def _forget_recv(self, rid: str) -> None:
+        """Drop the cached received entries that include a route whose expansion may change."""
+        cache = self._recv_cache
+        if cache:
+            for key in [k for k in cache if rid in k[0]]:
+                self._recv_cache_size -= len(cache.pop(key))
 
     def _peer_table(self) -> tuple[MapPeer, ...]:
         if self._table is None:
@@ -533,10 +813,11 @@ class AccountState:
         if not b.dry and rid not in b.old_exp:
             b.old_exp[rid] = self._expansion(rid)
         self._exp.pop(rid, None)
+        self._forget_recv(rid)
 
     def _sources_changed(self, rid: str, b: _Batch) -> None:
         b.src_dirty.add(rid)
-        self._src.pop(rid, None)
+        self._rb.pop(rid, None)
         s = self._routes[rid]
         if s.active:  # its routing peers' rules follow (`rules_trigger` in `_finish`)
             b.visit |= self._routing(s)
@@ -559,7 +840,7 @@ class AccountState:
             b.sel_dirty |= routing
         self._touch(rid, b)
         b.src_dirty.add(rid)
-        self._src.pop(rid, None)
+        self._rb.pop(rid, None)
         b.undo.append(("route", rid, old))
         self._set_route(rid, new)
 
@@ -592,7 +873,7 @@ class AccountState:
         if pid not in b.old_views:
             b.old_views[pid] = old
         b.all_peers = True
-        gids = self._groups_of.get(pid, set())
+        gids = self._groups_of.get(pid, ())
         presence = old is None or new is None
         if presence or (old is not None and new is not None and old.key != new.key):
             for rid in self._by_single.get(pid, ()):
@@ -644,48 +925,50 @@ class AccountState:
         combined: dict[tuple[tuple[str, ...], bool], tuple[tuple[MapRoute, ...], tuple[str, ...]]] = {}
         shared: dict[tuple[tuple[str, ...], bool], MapDelta | None] = {}
         result: dict[str, MapDelta] = {}
+        sel_memo: dict[tuple[tuple[str, ...], frozenset[str], bool], _Selection] = {}
+        bases_memo: dict[frozenset[str], tuple[_RuleBase, ...]] = {}
 
         for pid in visit:
             view = peers[pid]
             old = parts.get(pid)
-            if old is None or pid in sel_dirty:
-                own, recv, v6 = self._selection(pid, view)
-                if old is not None:
-                    own = old.own if own == old.own else self._interned(own)
-                    recv = old.recv if recv == old.recv else self._interned(recv)
-                else:
-                    own, recv = self._interned(own), self._interned(recv)
-            else:
+            rules: tuple[RouteFirewallRule, ...] | None = None  # set when the rules changed
+            # A new peer always takes the second branch, which sets `bases` and `addr`.
+            if (
+                old is not None
+                and pid not in sel_dirty
+                and pid not in rules_dirty
+                and (not old.own or old.own.isdisjoint(rules_trigger))
+            ):
+                # Most visited peers: the part stays as is (this loop may run over every peer).
                 own, recv, v6 = old.own, old.recv, old.v6
-            if (
-                old is None
-                or pid in rules_dirty
-                or pid in sel_dirty
-                or (own and not own.isdisjoint(rules_trigger))
-            ):
-                rules = self._rules(pid, view, own)
-                if old is not None and rules == old.rules:
-                    rules = old.rules
             else:
-                rules = old.rules
-            if (
-                old is None
-                or own is not old.own
-                or recv is not old.recv
-                or v6 != old.v6
-                or rules is not old.rules
-            ):
-                parts[pid] = _Part(own, recv, v6, rules)
+                if old is None or pid in sel_dirty:
+                    own, recv, v6 = self._selection_memo(pid, view, sel_memo)
+                    if old is not None:
+                        own = old.own if own is old.own or own == old.own else own
+                        recv = old.recv if recv is old.recv or recv == old.recv else recv
+                else:
+                    own, recv, v6 = old.own, old.recv, old.v6
+                bases = self._bases(own, bases_memo)
+                addr = view if bases else None
+                if old is not None:
+                    rules = self._rules_if_changed(pid, old.addr, old.bases, addr, bases)
+                if (
+                    old is None
+                    or own is not old.own
+                    or recv is not old.recv
+                    or v6 != old.v6
+                    or bases is not old.bases
+                    or addr is not old.addr
+                ):
+                    parts[pid] = _Part(own, recv, v6, bases, addr)
 
             if old is None:
-                entries: dict[str, MapRoute] = {}
-                for rid in own | recv:
-                    entries.update(self._entries_for(pid, rid, own, recv, v6, self._expansion(rid)))
                 result[pid] = MapDelta(
                     serial=serial,
                     peers_upserted=self._table_without(pid),
-                    routes_upserted=tuple(sorted(entries.values(), key=_by_id)),
-                    rules=rules or None,
+                    routes_upserted=self._route_entries(pid, own, recv, v6),
+                    rules=_rules_of(pid, addr, bases) or None,
                     self_changed=view,
                 )
                 continue
@@ -712,7 +995,7 @@ class AccountState:
                     pair = (tuple(sorted(ups, key=_by_id)), tuple(sorted(rems)))
                     combined[key] = pair
                 r_ups, r_rems = pair
-                if pid not in changed_ids and rules is old.rules:
+                if pid not in changed_ids and rules is None:
                     if key in shared:
                         common = shared[key]
                     else:
@@ -739,7 +1022,7 @@ class AccountState:
                 peers_removed=rem_t,
                 routes_upserted=r_ups,
                 routes_removed=r_rems,
-                rules=None if rules is old.rules else rules,
+                rules=rules,
                 self_changed=self_changed,
             )
             if not delta.is_empty:
