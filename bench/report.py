@@ -42,6 +42,7 @@ def render() -> str:
         "```sh",
         ".venv/bin/python -m bench.networkmap_bench     # network-map engine, ~40 s",
         ".venv/bin/python -m bench.sync_e2e --peers 1000 --duration 20   # end to end, ~1 min",
+        ".venv/bin/python -m bench.server_memory        # 30,000 peers in a real server, ~30 s",
         ".venv/bin/python -m bench.report               # rewrite this page",
         "```",
         "",
