@@ -475,7 +475,10 @@ def test_setup_key_validation(world: World) -> None:
             {"name": "k", "type": "reusable", "expires_in": 100},
             "expires_in should be 0 (never) or between 86400 and 31536000 seconds",
         ),
-        ({"name": "k", "type": "reusable", "usage_limit": -1}, "usage_limit should be between 0 and 2147483647"),
+        (
+            {"name": "k", "type": "reusable", "usage_limit": -1},
+            "usage_limit should be between 0 and 2147483647",
+        ),
     ]
     for body, message in cases:
         expect_error(world.post("/api/setup-keys", body), 422, message)
