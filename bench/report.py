@@ -110,39 +110,58 @@ def render() -> str:
             f"| {mem['later_map_ms']} |",
             "",
         ]
-    e2e = _load("sync_e2e")
-    if e2e:
-        s = e2e["sim"]
-        out += [
-            "## End to end: simulated agents",
-            "",
-            f"Machine: {_machine(e2e)}. The server (store: {e2e['store']}) and `meshroute sim` run as two",
-            "processes on the same 2-core machine. The simulator registers the peers with a setup key,",
-            "holds one sync stream each, creates a route distributed to everyone and changes its",
-            f"metric every {e2e['change_interval_s']} s for {e2e['duration_s']} s. Latency is the time from",
-            "the API call returning to each agent having applied the change (an agent that had it before",
-            "the HTTP response arrived counts as 0), and, for comparison, from the request being sent.",
-            "",
-            "| figure | value |",
-            "|---|---:|",
-            f"| agents | {s['peers']} |",
-            f"| registration of all agents (s) | {s['register_s']} |",
-            f"| first full maps to all agents (s) | {s['first_maps_s']} |",
-            f"| changes made | {s['changes']} |",
-            f"| agents updated per change | {s['affected_per_change']} |",
-            f"| deltas applied | {s['updates_applied']} |",
-            f"| **p50 after the API returned (ms)** | **{_v(s['p50_ms'])}** |",
-            f"| **p99 after the API returned (ms)** (goal ≤ 1,000) | **{_v(s['p99_ms'])}** |",
-            f"| max after the API returned (ms) | {_v(s['max_ms'])} |",
-            f"| p50 / p99 from the request being sent (ms) | {_v(s.get('p50_since_request_ms'))} / "
-            f"{_v(s.get('p99_since_request_ms'))} |",
-            f"| maps differing from the server's computation | {s['mismatches']} |",
-            f"| serial gaps / errors | {s['serial_gaps']} / {len(s['errors'])} |",
-            f"| server memory: idle / after / peak (MiB RSS) | {e2e['server_rss_idle_mib']} / "
-            f"{e2e['server_rss_end_mib']} / {e2e['server_rss_peak_mib']} |",
-            "",
-        ]
+    for name in ("sync_e2e", "sync_e2e_replicas"):
+        e2e = _load(name)
+        if e2e:
+            out += _e2e(e2e)
     return "\n".join(out)
+
+
+def _e2e(e2e: dict[str, Any]) -> list[str]:
+    s = e2e["sim"]
+    two = e2e.get("replicas", 1) == 2
+    where = (
+        "Two server replicas share one PostgreSQL database: the agents hold their streams on replica B "
+        "while the simulator makes its changes through replica A's API, so every change crosses "
+        "replicas through LISTEN/NOTIFY."
+        if two
+        else f"One server process (store: {e2e['store']})."
+    )
+    rows = [
+        f"## End to end: simulated agents{' across two replicas' if two else ''}",
+        "",
+        f"Machine: {_machine(e2e)}. {where} The servers and `meshroute sim` run as separate processes",
+        "on the same 2-core machine. The simulator registers the peers with a setup key, holds one",
+        f"sync stream each, creates a route distributed to everyone and changes its metric every "
+        f"{e2e['change_interval_s']} s",
+        f"for {e2e['duration_s']} s. Latency is the time from the API call returning to each agent having",
+        "applied the change (an agent that had it before the HTTP response arrived counts as 0), and,",
+        "for comparison, from the request being sent.",
+        "",
+        "| figure | value |",
+        "|---|---:|",
+        f"| agents | {s['peers']} |",
+        f"| registration of all agents (s) | {s['register_s']} |",
+        f"| first full maps to all agents (s) | {s['first_maps_s']} |",
+        f"| changes made | {s['changes']} |",
+        f"| agents updated per change | {s['affected_per_change']} |",
+        f"| deltas applied | {s['updates_applied']} |",
+        f"| **p50 after the API returned (ms)** | **{_v(s['p50_ms'])}** |",
+        f"| **p99 after the API returned (ms)** (goal ≤ 1,000) | **{_v(s['p99_ms'])}** |",
+        f"| max after the API returned (ms) | {_v(s['max_ms'])} |",
+        f"| p50 / p99 from the request being sent (ms) | {_v(s.get('p50_since_request_ms'))} / "
+        f"{_v(s.get('p99_since_request_ms'))} |",
+        f"| maps differing from the server's computation | {s['mismatches']} |",
+        f"| serial gaps / errors | {s['serial_gaps']} / {len(s['errors'])} |",
+        f"| {'replica A' if two else 'server'} memory: idle / after / peak (MiB RSS) "
+        f"| {e2e['server_rss_idle_mib']} / {e2e['server_rss_end_mib']} / {e2e['server_rss_peak_mib']} |",
+    ]
+    if two and e2e.get("replica_b_rss_end_mib") is not None:
+        rows.append(
+            f"| replica B memory (holding the streams): after / peak (MiB RSS) "
+            f"| {e2e['replica_b_rss_end_mib']} / {e2e['replica_b_rss_peak_mib']} |"
+        )
+    return [*rows, ""]
 
 
 def main() -> None:

@@ -1,11 +1,13 @@
 """End to end: N simulated agents on a real server; time from the API call returning to every
 affected agent having applied the change.
 
-    .venv/bin/python -m bench.sync_e2e [--peers 1000] [--duration 20] [--postgres URL]
+    .venv/bin/python -m bench.sync_e2e [--peers 1000] [--duration 20] [--postgres URL [--replicas 2]]
 
 Starts `meshroute server` (SQLite in a temp dir, or the given PostgreSQL database, which must be
 empty) and `meshroute sim` as separate processes, prints the sim's figures plus the server's
-memory, and records them in bench/results/sync_e2e-*.json.
+memory, and records them in bench/results/sync_e2e-*.json. With two replicas on PostgreSQL the
+agents hold their streams on replica B while the changes are made through replica A's API
+(recorded as sync_e2e_replicas-*.json).
 """
 
 from __future__ import annotations
@@ -38,7 +40,10 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20)
     ap.add_argument("--interval", type=float, default=1.0)
     ap.add_argument("--postgres", default=None, help="SQLAlchemy URL of an empty PostgreSQL database")
+    ap.add_argument("--replicas", type=int, choices=(1, 2), default=1)
     args = ap.parse_args()
+    if args.replicas == 2 and not args.postgres:
+        raise SystemExit("two replicas need --postgres")
 
     tmp = Path(tempfile.mkdtemp(prefix="meshroute-bench-"))
     api_port, sync_port = _port(), _port()
@@ -58,6 +63,7 @@ def main() -> None:
         cmd += ["--database-url", args.postgres]
     log = (tmp / "server.log").open("w")
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    extra: list[subprocess.Popen[bytes]] = []
     api = f"http://127.0.0.1:{api_port}"
     try:
         deadline = time.monotonic() + 60
@@ -106,12 +112,15 @@ def main() -> None:
             raise SystemExit(f"sim failed ({out.returncode}):\n{out.stderr}\n{out.stdout}")
         sim = json.loads(out.stdout)
         rss, peak = rss_mib(server.pid)
+        b_rss, b_peak = rss_mib(extra[0].pid) if extra else (None, None)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for proc in [server, *extra]:
+            proc.terminate()
+            proc.wait(timeout=30)
         log.close()
     result = {
         "store": "postgresql" if args.postgres else "sqlite",
+        "replicas": args.replicas,
         "peers": args.peers,
         "duration_s": args.duration,
         "change_interval_s": args.interval,
@@ -119,11 +128,24 @@ def main() -> None:
         "server_rss_idle_mib": idle_rss,
         "server_rss_end_mib": rss,
         "server_rss_peak_mib": peak,
+        "replica_b_rss_end_mib": b_rss,
+        "replica_b_rss_peak_mib": b_peak,
         "goal": "p99 <= 1000 ms after the API returns, 1,000 agents",
     }
-    path = write("sync_e2e", result)
+    path = write("sync_e2e" if args.replicas == 1 else "sync_e2e_replicas", result)
     print(json.dumps(result, indent=2))
     print(f"recorded in {path}")
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("replica B did not start")
+        time.sleep(0.2)
 
 
 def _up(api: str, token: str) -> bool:
