@@ -194,7 +194,8 @@ async def _compare(api: httpx.AsyncClient, clients: list[PeerClient]) -> int:
 
     async def one(c: PeerClient) -> bool:
         async with gate:
-            resp = await api.get(f"/api/peers/{c.identity.peer_id}/network-map")
+            # fresh: computed from the store, so a drifted server state cannot vouch for itself
+            resp = await api.get(f"/api/peers/{c.identity.peer_id}/network-map", params={"fresh": "true"})
         if resp.status_code != 200 or c.map is None:
             return True
         return _comparable(resp.json()) != _comparable(map_json(c.map))

@@ -334,11 +334,32 @@ def test_peer_list_fields_and_status(world: World) -> None:
     assert peer["accessible_peers_count"] == 0
     serial = world.serial()
     when = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
-    world.services.peers.set_connected(pid, True, when)
+    world.services.peers.set_connected(pid, when)
     peer = world.ok(world.get(f"/api/peers/{pid}"))
     assert peer["connected"] is True
     assert peer["last_seen"] == "2030-01-02T03:04:05Z"
     assert world.serial() == serial  # status is not a user change
+    # a stream that connected earlier than the current one may not mark the peer disconnected
+    later = datetime(2030, 1, 2, 3, 5, 0, tzinfo=UTC)
+    world.services.peers.set_disconnected(pid, datetime(2030, 1, 1, tzinfo=UTC), later)
+    assert world.ok(world.get(f"/api/peers/{pid}"))["connected"] is True
+    world.services.peers.set_disconnected(pid, when, later)
+    peer = world.ok(world.get(f"/api/peers/{pid}"))
+    assert peer["connected"] is False and peer["last_seen"] == "2030-01-02T03:05:00Z"
+    # a rename (a full write of the peer) never undoes the connection status
+    world.services.peers.set_connected(pid, when)
+    world.ok(
+        world.put(
+            f"/api/peers/{pid}",
+            {
+                "name": "renamed",
+                "ssh_enabled": False,
+                "login_expiration_enabled": False,
+                "inactivity_expiration_enabled": False,
+            },
+        )
+    )
+    assert world.ok(world.get(f"/api/peers/{pid}"))["connected"] is True
 
 
 def test_peer_list_filters(world: World) -> None:

@@ -44,3 +44,30 @@ def test_first_start_bootstraps_and_later_starts_reuse_the_store(
         accounts = client.get("/api/accounts", headers={"Authorization": f"Token {token}"}).json()
         assert len(accounts) == 1
     second.services.uow.engine.dispose()
+
+
+def test_admin_token_command_issues_a_working_owner_token(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from meshroute.cli.main import app
+
+    data = tmp_path / "data"
+    runner = CliRunner()
+    missing = runner.invoke(app, ["admin-token", "--data-dir", str(data)])
+    assert missing.exit_code == 1 and "start the server once first" in missing.output
+
+    server = build(ServerConfig(data_dir=data))
+    old = (data / "admin-token").read_text().strip()
+    result = runner.invoke(app, ["admin-token", "--data-dir", str(data), "--days", "30"])
+    assert result.exit_code == 0, result.output
+    new = (data / "admin-token").read_text().strip()
+    assert new != old and stat.S_IMODE((data / "admin-token").stat().st_mode) == 0o600
+    assert new not in result.output  # written to the file, not to the terminal
+    with TestClient(server.app) as client:
+        for token in (old, new):  # the old one keeps working; nothing was taken away
+            me = client.get("/api/users/current", headers={"Authorization": f"Token {token}"})
+            assert me.status_code == 200 and me.json()["role"] == "owner"
+        events = client.get("/api/events/audit", headers={"Authorization": f"Token {new}"}).json()
+        assert events[0]["activity_code"] == "personal.access.token.create"
+        assert events[0]["initiator_id"] == "sys"
+    server.services.uow.engine.dispose()

@@ -430,3 +430,37 @@ def test_plaintext_sync_off_loopback_needs_insecure(tmp_path: Path) -> None:
     cfg.insecure = True
     assert check_transport(cfg) is None
     assert check_transport(ServerConfig(data_dir=tmp_path, sync_listen="127.0.0.1:1")) is None
+
+
+def test_graceful_shutdown_marks_connected_peers_disconnected(
+    engine: Engine, tmp_path: Path, loop: asyncio.AbstractEventLoop
+) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    gen = start_server(tmp_path / "s", url)
+    r = next(gen)
+
+    async def connect() -> tuple[grpc.aio.Channel, list[Follower]]:
+        channel, clients = await joined(r, 5)
+        followers = [Follower(c) for c in clients]
+        for f in followers:
+            await f.wait_for(lambda m: len(m.peers) == 4)
+        return channel, followers
+
+    channel, followers = loop.run_until_complete(connect())
+    assert all(p["connected"] for p in r.api.get("/api/peers").json())
+    with pytest.raises(StopIteration):
+        next(gen)  # uvicorn shuts down: lifespan end, gRPC stop
+
+    async def close() -> None:
+        for f in followers:
+            await f.stop()
+        await channel.close()
+
+    loop.run_until_complete(close())
+    from sqlalchemy import select
+
+    from meshroute.server.store import tables as t
+
+    with engine.connect() as conn:
+        flags = [row.connected for row in conn.execute(select(t.peers.c.connected))]
+    assert flags == [False] * 5

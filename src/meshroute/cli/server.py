@@ -58,3 +58,40 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+
+    @app.command("admin-token")
+    def admin_token(
+        data_dir: Annotated[
+            Path, typer.Option("--data-dir", help="The server's data directory (the token is written there).")
+        ] = Path("./data"),
+        database_url: Annotated[
+            str | None,
+            typer.Option(
+                "--database-url", envvar="MESHROUTE_DATABASE_URL", help="As for `meshroute server`."
+            ),
+        ] = None,
+        days: Annotated[int, typer.Option("--days", min=1, max=365)] = 365,
+    ) -> None:
+        """Issue a new owner token in the store (lost or expired token), into DATA_DIR/admin-token."""
+        from meshroute.core.errors import MeshrouteError
+        from meshroute.server.main import ADMIN_TOKEN_FILE, ServerConfig, write_secret
+        from meshroute.server.services import Services
+        from meshroute.server.store.db import make_engine, migrate
+
+        cfg = ServerConfig(data_dir=data_dir, database_url=database_url)
+        if not database_url and not (data_dir / "meshroute.db").exists():
+            typer.echo(f"error: no store in {data_dir} (start the server once first)", err=True)
+            raise typer.Exit(1)
+        engine = make_engine(cfg.url)
+        migrate(engine)
+        try:
+            owner, token = Services.create(engine).accounts.issue_owner_token(days)
+        except MeshrouteError as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+            raise typer.Exit(1) from None
+        finally:
+            engine.dispose()
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = data_dir / ADMIN_TOKEN_FILE
+        write_secret(path, token)
+        typer.echo(f"issued a new token for the owner {owner.id}, valid {days} days: {path}")

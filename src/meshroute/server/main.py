@@ -62,6 +62,14 @@ def check_transport(cfg: ServerConfig) -> tuple[bytes, bytes] | None:
     return None
 
 
+def write_secret(path: Path, secret: str) -> None:
+    """Readable by the owner only, from the first byte on."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    os.chmod(path, 0o600)
+
+
 @dataclass(slots=True)
 class Server:
     app: FastAPI
@@ -79,10 +87,7 @@ def build(cfg: ServerConfig) -> Server:
     boot = services.accounts.bootstrap()
     if boot is not None:
         path = cfg.data_dir / ADMIN_TOKEN_FILE
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(boot.token + "\n")
-        os.chmod(path, 0o600)
+        write_secret(path, boot.token)
         log.info(
             "created account %s with owner %s; the owner's API token is in %s",
             boot.account.id,
@@ -105,12 +110,19 @@ def build(cfg: ServerConfig) -> Server:
         engine.start()
         if bus is not None:
             bus.start()
-        grpc_server = make_grpc_server(ManagementService(services, engine, hub), cfg.sync_listen, tls=tls)
+            # Serve agents only once changes from other replicas can be heard.
+            if not await asyncio.to_thread(bus.ready.wait, 30):
+                raise RuntimeError("could not LISTEN for changes from other replicas within 30 s")
+        if db.dialect.name == "sqlite":  # the store's only server: nobody can be connected yet
+            await asyncio.to_thread(services.peers.reset_connections)
+        service = ManagementService(services, engine, hub)
+        grpc_server = make_grpc_server(service, cfg.sync_listen, tls=tls)
         await grpc_server.start()
         log.info("agent sync (gRPC%s) on %s", "+TLS" if tls else "", cfg.sync_listen)
         try:
             yield
         finally:
+            await asyncio.to_thread(service.disconnect_all)
             await grpc_server.stop(grace=2)
             if bus is not None:
                 bus.stop()

@@ -54,10 +54,16 @@ def get_peer(peer_id: str, user: Caller, svc: Svc) -> dict[str, Any]:
 
 
 @router.get("/{peer_id}/network-map", summary="The network map this peer receives (what it will install)")
-def peer_network_map(peer_id: str, user: Caller, svc: Svc, request: Request) -> dict[str, Any]:
+def peer_network_map(
+    peer_id: str,
+    user: Caller,
+    svc: Svc,
+    request: Request,
+    fresh: Annotated[bool, Query(description="compute from the store instead of the live state")] = False,
+) -> dict[str, Any]:
     svc.peers.get(user.account_id, user.id, peer_id)  # permission and existence
     engine: MapEngine = request.app.state.map_engine
-    snapshot = engine.full_map(user.account_id, peer_id)
+    snapshot = (engine.fresh_map if fresh else engine.full_map)(user.account_id, peer_id)
     if snapshot is None:
         raise NotFound(f"peer: {peer_id} not found")
     m, account = snapshot

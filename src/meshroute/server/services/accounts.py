@@ -59,6 +59,7 @@ class AccountService:
         owner = User(owner_id, account.id, Role.OWNER, name="owner", created_at=now, issued="api")
         token = new_pat()
         with self.uow.write_unlocked() as tx:
+            tx.lock_bootstrap()
             if tx.first_account() is not None:  # another replica won the race
                 return None
             tx.insert_account(account)
@@ -71,6 +72,35 @@ class AccountService:
             )
             tx.add_event(account.id, Activity.ACCOUNT_CREATED, owner_id, account.id, {})
         return Bootstrap(account, owner, token)
+
+    def issue_owner_token(self, days: int = 365) -> tuple[User, str]:
+        """An operator's way back in (lost or expired token): a new token for the first account's
+        owner, made directly in the store. Recorded in the audit log as the system's doing."""
+        with self.uow.read() as rtx:
+            account = rtx.first_account()
+            owner = (
+                next((u for u in rtx.users(account.id) if u.role == Role.OWNER), None) if account else None
+            )
+        if account is None or owner is None:
+            raise NotFound("the store has no account yet: start the server once first")
+        token = new_pat()
+        now = utcnow()
+        pat = PersonalAccessToken(
+            new_id(),
+            owner.id,
+            "admin (issued offline)",
+            hash_secret(token),
+            now + timedelta(days=days),
+            "sys",
+            now,
+        )
+        with self.uow.write(account.id) as tx:
+            tx.insert_pat(pat)
+            tx.changed("token", pat.id)
+            tx.add_event(
+                account.id, Activity.PAT_CREATED, "sys", owner.id, {"name": pat.name, "user_name": owner.name}
+            )
+        return owner, token
 
     def get(self, account_id: str, user_id: str) -> Account:
         with self.uow.read(account_id) as tx:

@@ -294,10 +294,21 @@ class PeerService:
                 tx.changed("peer", current.id)
             return current
 
-    def set_connected(self, peer_id: str, connected: bool, when: datetime) -> None:
+    def set_connected(self, peer_id: str, when: datetime) -> None:
         """Connection status is not a user change: no serial, no event."""
         with self.uow.write_unlocked() as tx:
-            tx.set_peer_status(peer_id, connected, when)
+            tx.set_peer_status(peer_id, True, when)
+
+    def set_disconnected(self, peer_id: str, connected_at: datetime, when: datetime) -> None:
+        """Only the stream that connected the peer last may mark it disconnected: an agent that
+        moved to another stream or replica in the meantime stays connected."""
+        with self.uow.write_unlocked() as tx:
+            tx.set_peer_status(peer_id, False, when, if_last_seen=connected_at)
+
+    def reset_connections(self) -> None:
+        """At start of a server that is the store's only one (SQLite): nobody is connected yet."""
+        with self.uow.write_unlocked() as tx:
+            tx.reset_connections()
 
 
 def _peer_groups(tx: Tx, account_id: str) -> dict[str, list[tuple[str, str]]]:

@@ -49,6 +49,8 @@ class UserService:
         now = utcnow()
         if pat is None or user is None or pat.expiration_date <= now:
             raise Unauthorized("token invalid")
+        if user.blocked:
+            raise PermissionDenied("failed to validate user permissions: user is blocked")
         if pat.last_used is None or now - pat.last_used > timedelta(minutes=1):
             with self.uow.write_unlocked() as wtx:
                 wtx.touch_pat(pat.id, now)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, select, text, update
 
 from meshroute.core.model import (
     Account,
@@ -204,6 +204,12 @@ class Tx:
         row = self.conn.execute(select(t.accounts).where(t.accounts.c.id == account_id)).first()
         return _account(row) if row else None
 
+    def lock_bootstrap(self) -> None:
+        """Replicas starting together on an empty PostgreSQL database take turns creating the
+        account (a transaction-scoped advisory lock; SQLite's BEGIN IMMEDIATE already does)."""
+        if self.conn.dialect.name == "postgresql":
+            self.conn.execute(text("SELECT pg_advisory_xact_lock(7263546)"))
+
     def first_account(self) -> Account | None:
         row = self.conn.execute(select(t.accounts).order_by(t.accounts.c.created_at).limit(1)).first()
         return _account(row) if row else None
@@ -238,6 +244,12 @@ class Tx:
                 regular_users_view_blocked=a.regular_users_view_blocked,
             )
         )
+
+    def serials(self, account_ids: list[str]) -> dict[str, int]:
+        rows = self.conn.execute(
+            select(t.accounts.c.id, t.accounts.c.network_serial).where(t.accounts.c.id.in_(account_ids))
+        )
+        return {r.id: int(r.network_serial) for r in rows}
 
     def bump_serial(self, account_id: str) -> int:
         self.conn.execute(
@@ -474,17 +486,27 @@ class Tx:
 
     def update_peer(self, p: Peer) -> None:
         values = _peer_values(p)
-        values.pop("id")
+        # Connection status has its own writer (set_peer_status, outside the account lock):
+        # writing back the copy read at the start of this transaction would undo it.
+        for column in ("id", "connected", "last_seen"):
+            values.pop(column)
         self.conn.execute(update(t.peers).where(t.peers.c.id == p.id).values(**values))
 
     def delete_peer(self, peer_id: str) -> None:
         self.conn.execute(delete(t.group_peers).where(t.group_peers.c.peer_id == peer_id))
         self.conn.execute(delete(t.peers).where(t.peers.c.id == peer_id))
 
-    def set_peer_status(self, peer_id: str, connected: bool, when: datetime) -> None:
-        self.conn.execute(
-            update(t.peers).where(t.peers.c.id == peer_id).values(connected=connected, last_seen=when)
-        )
+    def set_peer_status(
+        self, peer_id: str, connected: bool, when: datetime, *, if_last_seen: datetime | None = None
+    ) -> None:
+        """`if_last_seen`: only if nobody (another stream, another replica) connected it since."""
+        q = update(t.peers).where(t.peers.c.id == peer_id)
+        if if_last_seen is not None:
+            q = q.where(t.peers.c.last_seen == if_last_seen)
+        self.conn.execute(q.values(connected=connected, last_seen=when))
+
+    def reset_connections(self) -> None:
+        self.conn.execute(update(t.peers).where(t.peers.c.connected.is_(True)).values(connected=False))
 
     def peer_credential_hash(self, peer_id: str) -> str | None:
         row = self.conn.execute(select(t.peers.c.credential_hash).where(t.peers.c.id == peer_id)).first()

@@ -32,6 +32,8 @@ from meshroute.server.store.repo import Tx
 
 log = logging.getLogger(__name__)
 GAP_TIMEOUT_S = 2.0
+GAP_CHECK_S = 0.5
+AUDIT_S = 5.0
 
 # (account_id, deltas) or (account_id, None): None means "resync everyone of this account";
 # a None delta for one peer means "send that peer a full map" (or end its stream if it is gone).
@@ -55,6 +57,7 @@ class MapEngine:
         self._lock = threading.RLock()
         self._inbox: queue.Queue[ChangeSet | None] = queue.Queue()
         self._worker: threading.Thread | None = None
+        self._next_audit = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -72,19 +75,27 @@ class MapEngine:
         self._inbox.put(cs)
 
     def _run(self) -> None:
+        """Never lets an exception out: a dead worker would silently freeze every agent's map."""
+        next_check = time.monotonic() + GAP_CHECK_S
         while True:
             try:
-                cs = self._inbox.get(timeout=0.5)
+                cs = self._inbox.get(timeout=GAP_CHECK_S)
+                if cs is None:
+                    return
             except queue.Empty:
-                self._check_gaps()
-                continue
-            if cs is None:
-                return
-            try:
-                self.process(cs)
-            except Exception:  # keep serving: a broken change set costs a reload, not the engine
-                log.exception("applying change set %s/%s failed; reloading", cs.account_id, cs.serial)
-                self.reload(cs.account_id)
+                cs = None
+            if cs is not None:
+                try:
+                    self.process(cs)
+                except Exception:  # a change set that cannot be applied costs a reload, not the engine
+                    log.exception("applying change set %s/%s failed; reloading", cs.account_id, cs.serial)
+                    self.reload(cs.account_id)
+            if time.monotonic() >= next_check:  # on a timer: steady traffic must not starve it
+                next_check = time.monotonic() + GAP_CHECK_S
+                try:
+                    self._check_gaps()
+                except Exception:
+                    log.exception("checking for serial gaps failed")
 
     # -- state ----------------------------------------------------------------------------------
     def _load(self, account_id: str) -> _Account | None:
@@ -114,17 +125,31 @@ class MapEngine:
                 return None
             return entry.state.network_map(peer_id), entry.account
 
+    def fresh_map(self, account_id: str, peer_id: str) -> tuple[NetworkMap, Account] | None:
+        """Computed from the store, bypassing the engine's state: a check that the state the
+        deltas come from has not drifted from the truth."""
+        entry = self._load(account_id)
+        if entry is None or not entry.state.has_peer(peer_id):
+            return None
+        return entry.state.network_map(peer_id), entry.account
+
     def serial(self, account_id: str) -> int:
         with self._lock:
             entry = self._entry(account_id)
             return entry.applied if entry else 0
 
     def reload(self, account_id: str) -> None:
+        """Forget the account (it loads afresh on the next use, so this needs no database and
+        cannot fail) and resync its agents with full maps. The resync marker is published under
+        the lock, so no delta computed on the new state can overtake it."""
         with self._lock:
             self._accounts.pop(account_id, None)
-            loaded = self._entry(account_id) is not None
-        if loaded:
             self.publish(account_id, None)
+
+    def reload_all(self) -> None:
+        with self._lock:
+            for account_id in list(self._accounts):
+                self.reload(account_id)
 
     # -- change sets ----------------------------------------------------------------------------
     def process(self, cs: ChangeSet) -> None:
@@ -138,7 +163,10 @@ class MapEngine:
             while entry.applied + 1 in entry.pending:
                 nxt = entry.pending.pop(entry.applied + 1)
                 self._apply(entry, nxt)
-            entry.gap_since = time.monotonic() if entry.pending else None
+            if not entry.pending:
+                entry.gap_since = None
+            elif entry.gap_since is None:  # the clock starts when the gap opens, not at each arrival
+                entry.gap_since = time.monotonic()
 
     def _apply(self, entry: _Account, cs: ChangeSet) -> None:
         changes: list[Change] = []
@@ -159,6 +187,21 @@ class MapEngine:
             self.publish(cs.account_id, deltas)
 
     def _check_gaps(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_audit:
+            # A change set lost after the last one (nothing behind it to reveal the gap) would
+            # leave an account stale for good: compare with the store now and then.
+            self._next_audit = now + AUDIT_S
+            with self._lock:
+                loaded = {a: e.applied for a, e in self._accounts.items()}
+            if loaded:
+                with self.uow.read() as tx:
+                    stored = tx.serials(list(loaded))
+                with self._lock:
+                    for account_id, serial in stored.items():
+                        entry = self._accounts.get(account_id)
+                        if entry is not None and serial > entry.applied and entry.gap_since is None:
+                            entry.gap_since = now
         stale = []
         with self._lock:
             for account_id, entry in self._accounts.items():

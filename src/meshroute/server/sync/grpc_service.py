@@ -19,7 +19,7 @@ from meshroute.core.errors import (
     PreconditionFailed,
     Unauthorized,
 )
-from meshroute.core.model import Peer
+from meshroute.core.model import Account, Peer
 from meshroute.protocol import convert
 from meshroute.protocol import meshroute_pb2 as pb
 from meshroute.server.services import Services
@@ -75,6 +75,28 @@ class ManagementService:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
             raise  # unreachable: abort raises
 
+    def _account_and_serial(self, account_id: str) -> tuple[Account, int]:
+        with self.services.uow.read(account_id) as tx:
+            account = tx.account(account_id)
+        if account is None:
+            raise NotFound(f"account: {account_id} not found")
+        return account, account.network_serial
+
+    async def _await_engine(self, peer: Peer) -> Any:
+        """The peer exists but the engine has not applied its registration yet: give it a
+        moment, then reload the account (costly for everyone, so only as a last resort)."""
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            snapshot = await asyncio.to_thread(self.engine.full_map, peer.account_id, peer.id)
+            if snapshot is not None:
+                return snapshot
+        self.engine.reload(peer.account_id)
+        return await asyncio.to_thread(self.engine.full_map, peer.account_id, peer.id)
+
+    def _exists(self, peer: Peer) -> bool:
+        with self.services.uow.read(peer.account_id) as tx:
+            return tx.peer(peer.id) is not None
+
     async def Login(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         meta = _meta(request)
         credential = ""
@@ -102,11 +124,7 @@ class ManagementService:
                 peer = await asyncio.to_thread(self.services.peers.update_meta, peer, meta)
         except MeshrouteError as exc:
             await context.abort(_status(exc), exc.message)
-        snapshot = await asyncio.to_thread(self.engine.full_map, peer.account_id, peer.id)
-        serial = snapshot[1].network_serial if snapshot else 0
-        with self.services.uow.read(peer.account_id) as tx:
-            account = tx.account(peer.account_id)
-        assert account is not None
+        account, serial = await asyncio.to_thread(self._account_and_serial, peer.account_id)
         return pb.LoginResponse(
             peer_id=peer.id,
             credential=credential,
@@ -121,12 +139,15 @@ class ManagementService:
         session = Session(peer.account_id, peer.id)
         self.hub.register(session)
         try:
-            await asyncio.to_thread(self.services.peers.set_connected, peer.id, True, utcnow())
+            session.connected_at = utcnow()
+            await asyncio.to_thread(self.services.peers.set_connected, peer.id, session.connected_at)
             last = -1
             item: Any = FULL
             while True:
                 if item is FULL:
                     snapshot = await asyncio.to_thread(self.engine.full_map, peer.account_id, peer.id)
+                    if snapshot is None and await asyncio.to_thread(self._exists, peer):
+                        snapshot = await self._await_engine(peer)
                     if snapshot is None:
                         await context.abort(grpc.StatusCode.NOT_FOUND, "peer has been deleted")
                         return
@@ -139,8 +160,18 @@ class ManagementService:
                 item = await session.queue.get()
         finally:
             self.hub.unregister(session)
-            if not self.hub.connected(peer.account_id) & {peer.id}:
-                await asyncio.to_thread(self.services.peers.set_connected, peer.id, False, utcnow())
+            if session.connected_at is not None:
+                await asyncio.to_thread(
+                    self.services.peers.set_disconnected, peer.id, session.connected_at, utcnow()
+                )
+                session.connected_at = None
+
+    def disconnect_all(self) -> None:
+        """At shutdown, before the streams are cut: their own clean-up may never get to run."""
+        for session in self.hub.sessions():
+            if session.connected_at is not None:
+                self.services.peers.set_disconnected(session.peer_id, session.connected_at, utcnow())
+                session.connected_at = None
 
 
 def _peer_ip(peer: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from meshroute.core.networkmap.types import MapDelta
 
@@ -18,6 +19,7 @@ FULL = None  # queue marker: send a full map
 class Session:
     account_id: str
     peer_id: str
+    connected_at: datetime | None = None
     queue: asyncio.Queue[MapDelta | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
     overflows: int = 0
 
@@ -49,6 +51,9 @@ class SyncHub:
             sessions.discard(s)
             if not sessions:
                 del peers[s.peer_id]
+
+    def sessions(self) -> list[Session]:
+        return [s for peers in self._sessions.values() for group in peers.values() for s in group]
 
     def connected(self, account_id: str) -> set[str]:
         return set(self._sessions.get(account_id, {}))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 import uuid
 
 import psycopg
@@ -61,24 +60,34 @@ class ReplicaBus:
         return url.render_as_string(hide_password=False)
 
     def _run(self) -> None:
+        """Never dies: a replica that stopped listening would serve stale maps for good."""
+        connected_before = False
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._dsn(), autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    if connected_before:
+                        # Whatever committed while we were not listening is lost to us: start over.
+                        log.warning("replica listener reconnected; reloading every account")
+                        self.map_engine.reload_all()
+                    connected_before = True
                     self.ready.set()
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.5):
                             self._handle(note.payload)
-            except psycopg.Error:
-                log.exception("replica listener lost its connection; reconnecting")
+            except Exception:
+                log.exception("replica listener failed; reconnecting")
                 self.ready.clear()
-                time.sleep(1)
+                self._stop.wait(1)
 
     def _handle(self, payload: str) -> None:
         try:
-            body = json.loads(payload)
-        except json.JSONDecodeError:
-            return
+            self._dispatch(payload)
+        except Exception:  # one bad notification must not stop the listener
+            log.exception("ignoring a change notification that could not be handled: %.200s", payload)
+
+    def _dispatch(self, payload: str) -> None:
+        body = json.loads(payload)
         if body.get("r") == self.replica_id:
             return  # our own change: the local unit of work already delivered it
         account_id, serial, changes = str(body["a"]), int(body["s"]), body.get("c")
