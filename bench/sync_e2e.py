@@ -84,12 +84,36 @@ def main() -> None:
             },
         ).json()["key"]
         idle_rss, _ = rss_mib(server.pid)
+        sim_server = f"127.0.0.1:{sync_port}"
+        if args.replicas == 2:
+            b_sync = _port()
+            replica = subprocess.Popen(
+                [
+                    *MESHROUTE,
+                    "server",
+                    "--data-dir",
+                    str(tmp / "b"),
+                    "--listen",
+                    f"127.0.0.1:{_port()}",
+                    "--sync-listen",
+                    f"127.0.0.1:{b_sync}",
+                    "--log-level",
+                    "warning",
+                    "--database-url",
+                    args.postgres,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            extra.append(replica)
+            _wait_port(b_sync, replica)
+            sim_server = f"127.0.0.1:{b_sync}"  # agents on B, changes through A's API
         out = subprocess.run(
             [
                 *MESHROUTE,
                 "sim",
                 "--server",
-                f"127.0.0.1:{sync_port}",
+                sim_server,
                 "--setup-key",
                 key,
                 "--peers",
