@@ -9,9 +9,10 @@ Wherever a command takes a group or a peer it accepts its name as well as its ID
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn
+from dataclasses import dataclass
+from typing import Annotated, Any, NoReturn, TypeVar
 from urllib.parse import quote
 
 import typer
@@ -53,15 +54,14 @@ PeerArg = Annotated[str, typer.Argument(help="Peer ID or name.", show_default=Fa
 SetupKeyArg = Annotated[str, typer.Argument(help="Setup key ID or name.", show_default=False)]
 
 
-def fail(message: str) -> NoReturn:
+def fail(message: str, status: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(status)
 
 
 def usage_error(message: str) -> NoReturn:
     """A command line that cannot work: say why and exit with status 2 (as for other usage errors)."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+    fail(message, status=2)
 
 
 @contextmanager
@@ -74,12 +74,87 @@ def session(server: str, token: str | None) -> Iterator[AdminClient]:
         fail(exc.message)
 
 
-def _ids(client: AdminClient, kind: str, refs: list[str] | None) -> list[str] | None:
-    if refs is None:
-        return None
-    if kind == "peer":
-        return client.resolve_peers(refs)
-    return client.resolve_groups(refs)
+# -- what the commands share --------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def emit(as_json: bool, data: T, show: Callable[[T], None] | None = None, *, note: str | None = None) -> None:
+    """Print a command's result: the raw JSON reply with ``--json``, else ``note`` and then ``show(data)``."""
+    if as_json:
+        render.print_json(data)
+        return
+    if note is not None:
+        render.note(note)
+    if show is not None:
+        show(data)
+
+
+def _as_object(data: Any) -> JSONObject:
+    if not isinstance(data, dict):
+        raise CliError("unexpected reply from the server: expected a JSON object")
+    return data
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One collection of the API (``/api/<collection>``) and how the commands show its items."""
+
+    kind: str  # in messages: "Deleted <kind> <id>."
+    collection: str
+    render_list: Callable[[list[JSONObject], render.Directory], None]
+    render_item: Callable[[JSONObject, render.Directory], None]
+    by_name: bool = True  # whether a reference may be a name as well as an ID
+
+    def ref_id(self, client: AdminClient, ref: str) -> str:
+        return client.id_of(self.kind, self.collection, ref) if self.by_name else ref
+
+    def path(self, item_id: str) -> str:
+        return f"{self.collection}/{quote(item_id, safe='')}"
+
+    def fetch(self, client: AdminClient, ref: str) -> JSONObject:
+        return client.get_object(self.path(self.ref_id(client, ref)))
+
+    def create(self, client: AdminClient, body: JSONObject) -> JSONObject:
+        return _as_object(client.post(self.collection, body))
+
+    def replace(self, client: AdminClient, item_id: str, body: JSONObject) -> JSONObject:
+        return _as_object(client.put(self.path(item_id), body))
+
+    def emit(self, client: AdminClient, as_json: bool, item: JSONObject, note: str | None = None) -> None:
+        emit(as_json, item, lambda shown: self.render_item(shown, client), note=note)
+
+
+def _nameless(show: Callable[[T], None]) -> Callable[[T, render.Directory], None]:
+    """A renderer that needs no names, as a :class:`Resource` renderer."""
+    return lambda data, _names: show(data)
+
+
+ROUTES = Resource("route", "routes", render.render_routes, render.render_route, by_name=False)
+GROUPS = Resource("group", "groups", _nameless(render.render_groups), _nameless(render.render_group))
+PEERS = Resource("peer", "peers", _nameless(render.render_peers), _nameless(render.render_peer))
+SETUP_KEYS = Resource("setup key", "setup-keys", render.render_setup_keys, render.render_setup_key)
+
+
+def list_items(resource: Resource, server: str, token: str | None, as_json: bool) -> None:
+    """The ``list`` commands."""
+    with session(server, token) as client:
+        items = client.get_list(resource.collection)
+        emit(as_json, items, lambda shown: resource.render_list(shown, client))
+
+
+def show_item(resource: Resource, ref: str, server: str, token: str | None, as_json: bool) -> None:
+    """The ``show`` commands: ``ref`` is an ID or (where the resource has names) a name."""
+    with session(server, token) as client:
+        resource.emit(client, as_json, resource.fetch(client, ref))
+
+
+def delete_item(resource: Resource, ref: str, server: str, token: str | None, as_json: bool) -> None:
+    """The ``delete`` commands; the reply (normally ``{}``) is printed with ``--json``."""
+    with session(server, token) as client:
+        item_id = resource.ref_id(client, ref)
+        reply = client.delete(resource.path(item_id))
+        emit(as_json, reply, note=f"Deleted {resource.kind} {item_id}.")
 
 
 # ================================================================================================
@@ -95,12 +170,7 @@ routes_app = typer.Typer(
 @routes_app.command("list")
 def routes_list(server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """List all routes."""
-    with session(server, token) as client:
-        routes = client.get_list("routes")
-        if as_json:
-            render.print_json(routes)
-            return
-        render.render_routes(routes, client.peer_names(), client.group_names())
+    list_items(ROUTES, server, token, as_json)
 
 
 @routes_app.command("show")
@@ -111,12 +181,7 @@ def routes_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show one route."""
-    with session(server, token) as client:
-        route = client.get_object(f"routes/{_path(route_id)}")
-        if as_json:
-            render.print_json(route)
-            return
-        render.render_route(route, client.peer_names(), client.group_names())
+    show_item(ROUTES, route_id, server, token, as_json)
 
 
 @routes_app.command("create")
@@ -199,24 +264,13 @@ def routes_create(
             "masquerade": masquerade,
             "keep_route": keep_route,
             "skip_auto_apply": skip_auto_apply,
-            "groups": _ids(client, "group", groups) or [],
+            "groups": client.resolve_groups(groups or []),
         }
-        if network is not None:
-            body["network"] = network
-        if domains:
-            body["domains"] = domains
-        if peer is not None:
-            body["peer"] = client.resolve_peer(peer) if peer else ""
-        if peer_groups:
-            body["peer_groups"] = _ids(client, "group", peer_groups)
-        if acgs:
-            body["access_control_groups"] = _ids(client, "group", acgs)
-        route = _as_object(client.post("routes", body))
-        if as_json:
-            render.print_json(route)
-            return
-        render.note(f"Created route {route.get('id', '')}.")
-        render.render_route(route, client.peer_names(), client.group_names())
+        _set_destination(body, network, domains)
+        _set_routing_peer(client, body, peer, peer_groups)
+        _set_acgs(client, body, acgs)
+        route = ROUTES.create(client, body)
+        ROUTES.emit(client, as_json, route, note=f"Created route {route.get('id', '')}.")
 
 
 def route_request(route: JSONObject) -> JSONObject:
@@ -245,6 +299,40 @@ def route_request(route: JSONObject) -> JSONObject:
     if isinstance(acgs, list) and acgs:
         body["access_control_groups"] = list(acgs)
     return body
+
+
+def _set_destination(body: JSONObject, network: str | None, domains: list[str] | None) -> None:
+    """Route ``network`` or ``domains`` instead of what ``body`` routes, if either is given."""
+    if network is None and not domains:
+        return
+    body.pop("network", None)
+    body.pop("domains", None)
+    if network is not None:
+        body["network"] = network
+    if domains:
+        body["domains"] = domains
+
+
+def _set_routing_peer(
+    client: AdminClient, body: JSONObject, peer: str | None, peer_groups: list[str] | None
+) -> None:
+    """Route through ``peer`` or ``peer_groups`` (IDs or names) instead, if either is given."""
+    if peer is None and not peer_groups:
+        return
+    body.pop("peer", None)
+    body.pop("peer_groups", None)
+    if peer is not None:
+        body["peer"] = client.resolve_peer(peer) if peer else ""
+    if peer_groups:
+        body["peer_groups"] = client.resolve_groups(peer_groups)
+
+
+def _set_acgs(client: AdminClient, body: JSONObject, acgs: list[str] | None, clear: bool = False) -> None:
+    """Replace (``acgs``) or drop (``clear``) the access-control groups; keep them if neither is given."""
+    if clear:
+        body.pop("access_control_groups", None)
+    elif acgs:
+        body["access_control_groups"] = client.resolve_groups(acgs)
 
 
 @routes_app.command("update")
@@ -350,34 +438,15 @@ def routes_update(
     if not changes and all(value is None for value in others) and not no_acgs:
         usage_error("nothing to change: give at least one option (see --help)")
     with session(server, token) as client:
-        body = route_request(client.get_object(f"routes/{_path(route_id)}"))
+        body = route_request(ROUTES.fetch(client, route_id))
         body.update(changes)
-        if network is not None or domains:
-            body.pop("network", None)
-            body.pop("domains", None)
-            if network is not None:
-                body["network"] = network
-            if domains:
-                body["domains"] = domains
-        if peer is not None or peer_groups:
-            body.pop("peer", None)
-            body.pop("peer_groups", None)
-            if peer is not None:
-                body["peer"] = client.resolve_peer(peer) if peer else ""
-            if peer_groups:
-                body["peer_groups"] = _ids(client, "group", peer_groups)
+        _set_destination(body, network, domains)
+        _set_routing_peer(client, body, peer, peer_groups)
         if groups is not None:
-            body["groups"] = _ids(client, "group", groups)
-        if no_acgs:
-            body.pop("access_control_groups", None)
-        elif acgs:
-            body["access_control_groups"] = _ids(client, "group", acgs)
-        route = _as_object(client.put(f"routes/{_path(route_id)}", body))
-        if as_json:
-            render.print_json(route)
-            return
-        render.note(f"Updated route {route.get('id', route_id)}.")
-        render.render_route(route, client.peer_names(), client.group_names())
+            body["groups"] = client.resolve_groups(groups)
+        _set_acgs(client, body, acgs, clear=no_acgs)
+        route = ROUTES.replace(client, route_id, body)
+        ROUTES.emit(client, as_json, route, note=f"Updated route {route.get('id', route_id)}.")
 
 
 @routes_app.command("delete")
@@ -388,12 +457,7 @@ def routes_delete(
     as_json: JsonOpt = False,
 ) -> None:
     """Delete a route."""
-    with session(server, token) as client:
-        reply = client.delete(f"routes/{_path(route_id)}")
-        if as_json:
-            render.print_json(reply)
-            return
-        render.note(f"Deleted route {route_id}.")
+    delete_item(ROUTES, route_id, server, token, as_json)
 
 
 # ================================================================================================
@@ -408,12 +472,7 @@ groups_app = typer.Typer(
 @groups_app.command("list")
 def groups_list(server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """List all groups."""
-    with session(server, token) as client:
-        groups = client.get_list("groups")
-        if as_json:
-            render.print_json(groups)
-            return
-        render.render_groups(groups)
+    list_items(GROUPS, server, token, as_json)
 
 
 @groups_app.command("show")
@@ -424,12 +483,7 @@ def groups_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show one group and its peers."""
-    with session(server, token) as client:
-        found = client.get_by_ref("group", "groups", group)
-        if as_json:
-            render.print_json(found)
-            return
-        render.render_group(found)
+    show_item(GROUPS, group, server, token, as_json)
 
 
 @groups_app.command("create")
@@ -444,13 +498,10 @@ def groups_create(
 ) -> None:
     """Create a group."""
     with session(server, token) as client:
-        body: JSONObject = {"name": name, "peers": _ids(client, "peer", peers) or []}
-        created = _as_object(client.post("groups", body))
-        if as_json:
-            render.print_json(created)
-            return
-        render.note(f"Created group {created.get('name', name)} ({created.get('id', '')}).")
-        render.render_group(created)
+        body: JSONObject = {"name": name, "peers": client.resolve_peers(peers or [])}
+        created = GROUPS.create(client, body)
+        note = f"Created group {created.get('name', name)} ({created.get('id', '')})."
+        GROUPS.emit(client, as_json, created, note=note)
 
 
 @groups_app.command("update")
@@ -481,7 +532,7 @@ def groups_update(
     if name is None and not replacing and not add_peers and not remove_peers:
         usage_error("nothing to change: give --name, --peer, --add-peer, --remove-peer or --no-peers")
     with session(server, token) as client:
-        current = client.get_by_ref("group", "groups", group)
+        current = GROUPS.fetch(client, group)
         group_id = str(current.get("id", group))
         members = render.id_list(current.get("peers"))
         if clear_peers:
@@ -498,12 +549,9 @@ def groups_update(
         resources = current.get("resources")
         if isinstance(resources, list) and resources:
             body["resources"] = resources
-        updated = _as_object(client.put(f"groups/{_path(group_id)}", body))
-        if as_json:
-            render.print_json(updated)
-            return
-        render.note(f"Updated group {updated.get('name', '')} ({updated.get('id', group_id)}).")
-        render.render_group(updated)
+        updated = GROUPS.replace(client, group_id, body)
+        note = f"Updated group {updated.get('name', '')} ({updated.get('id', group_id)})."
+        GROUPS.emit(client, as_json, updated, note=note)
 
 
 @groups_app.command("delete")
@@ -514,13 +562,7 @@ def groups_delete(
     as_json: JsonOpt = False,
 ) -> None:
     """Delete a group (refused while a route or other object uses it)."""
-    with session(server, token) as client:
-        group_id = client.id_of("group", "groups", group)
-        reply = client.delete(f"groups/{_path(group_id)}")
-        if as_json:
-            render.print_json(reply)
-            return
-        render.note(f"Deleted group {group_id}.")
+    delete_item(GROUPS, group, server, token, as_json)
 
 
 # ================================================================================================
@@ -535,12 +577,7 @@ peers_app = typer.Typer(
 @peers_app.command("list")
 def peers_list(server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """List all peers."""
-    with session(server, token) as client:
-        peers = client.get_list("peers")
-        if as_json:
-            render.print_json(peers)
-            return
-        render.render_peers(peers)
+    list_items(PEERS, server, token, as_json)
 
 
 @peers_app.command("show")
@@ -551,12 +588,7 @@ def peers_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show one peer."""
-    with session(server, token) as client:
-        found = client.get_by_ref("peer", "peers", peer)
-        if as_json:
-            render.print_json(found)
-            return
-        render.render_peer(found)
+    show_item(PEERS, peer, server, token, as_json)
 
 
 @peers_app.command("rename")
@@ -569,7 +601,7 @@ def peers_rename(
 ) -> None:
     """Rename a peer (its other settings are kept)."""
     with session(server, token) as client:
-        current = client.get_by_ref("peer", "peers", peer)
+        current = PEERS.fetch(client, peer)
         peer_id = str(current.get("id", peer))
         body: JSONObject = {
             "name": new_name,
@@ -579,12 +611,9 @@ def peers_rename(
         }
         if isinstance(current.get("approval_required"), bool):
             body["approval_required"] = current["approval_required"]
-        updated = _as_object(client.put(f"peers/{_path(peer_id)}", body))
-        if as_json:
-            render.print_json(updated)
-            return
-        render.note(f"Renamed peer {peer_id} to {updated.get('name', new_name)}.")
-        render.render_peer(updated)
+        updated = PEERS.replace(client, peer_id, body)
+        note = f"Renamed peer {peer_id} to {updated.get('name', new_name)}."
+        PEERS.emit(client, as_json, updated, note=note)
 
 
 @peers_app.command("delete")
@@ -595,13 +624,7 @@ def peers_delete(
     as_json: JsonOpt = False,
 ) -> None:
     """Delete a peer."""
-    with session(server, token) as client:
-        peer_id = client.id_of("peer", "peers", peer)
-        reply = client.delete(f"peers/{_path(peer_id)}")
-        if as_json:
-            render.print_json(reply)
-            return
-        render.note(f"Deleted peer {peer_id}.")
+    delete_item(PEERS, peer, server, token, as_json)
 
 
 # ================================================================================================
@@ -618,12 +641,7 @@ def setup_keys_list(
     server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, as_json: JsonOpt = False
 ) -> None:
     """List all setup keys (secrets are masked)."""
-    with session(server, token) as client:
-        keys = client.get_list("setup-keys")
-        if as_json:
-            render.print_json(keys)
-            return
-        render.render_setup_keys(keys, client.group_names())
+    list_items(SETUP_KEYS, server, token, as_json)
 
 
 @setup_keys_app.command("show")
@@ -634,12 +652,7 @@ def setup_keys_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show one setup key."""
-    with session(server, token) as client:
-        found = client.get_by_ref("setup key", "setup-keys", key)
-        if as_json:
-            render.print_json(found)
-            return
-        render.render_setup_key(found, client.group_names())
+    show_item(SETUP_KEYS, key, server, token, as_json)
 
 
 @setup_keys_app.command("create")
@@ -675,17 +688,14 @@ def setup_keys_create(
             "name": name,
             "type": "reusable" if reusable else "one-off",
             "expires_in": expires_in_days * SECONDS_PER_DAY,
-            "auto_groups": _ids(client, "group", auto_groups) or [],
+            "auto_groups": client.resolve_groups(auto_groups or []),
             "usage_limit": usage_limit,
             "ephemeral": ephemeral,
             "allow_extra_dns_labels": allow_extra_dns_labels,
         }
-        created = _as_object(client.post("setup-keys", body))
-        if as_json:
-            render.print_json(created)
-            return
-        render.note(f"Created setup key {created.get('name', name)} ({created.get('id', '')}).")
-        render.render_new_setup_key(created, client.group_names())
+        created = SETUP_KEYS.create(client, body)
+        note = f"Created setup key {created.get('name', name)} ({created.get('id', '')})."
+        emit(as_json, created, lambda key: render.render_new_setup_key(key, client), note=note)
 
 
 @setup_keys_app.command("revoke")
@@ -697,15 +707,12 @@ def setup_keys_revoke(
 ) -> None:
     """Revoke a setup key: no new peer can join with it (peers already joined stay)."""
     with session(server, token) as client:
-        current = client.get_by_ref("setup key", "setup-keys", key)
+        current = SETUP_KEYS.fetch(client, key)
         key_id = str(current.get("id", key))
         body: JSONObject = {"revoked": True, "auto_groups": render.id_list(current.get("auto_groups"))}
-        updated = _as_object(client.put(f"setup-keys/{_path(key_id)}", body))
-        if as_json:
-            render.print_json(updated)
-            return
-        render.note(f"Revoked setup key {updated.get('name', '')} ({key_id}).")
-        render.render_setup_key(updated, client.group_names())
+        updated = SETUP_KEYS.replace(client, key_id, body)
+        note = f"Revoked setup key {updated.get('name', '')} ({key_id})."
+        SETUP_KEYS.emit(client, as_json, updated, note=note)
 
 
 @setup_keys_app.command("delete")
@@ -716,13 +723,7 @@ def setup_keys_delete(
     as_json: JsonOpt = False,
 ) -> None:
     """Delete a setup key."""
-    with session(server, token) as client:
-        key_id = client.id_of("setup key", "setup-keys", key)
-        reply = client.delete(f"setup-keys/{_path(key_id)}")
-        if as_json:
-            render.print_json(reply)
-            return
-        render.note(f"Deleted setup key {key_id}.")
+    delete_item(SETUP_KEYS, key, server, token, as_json)
 
 
 # ================================================================================================
@@ -744,23 +745,10 @@ def events(
         found = client.get_list("events/audit")
         if limit:
             found = found[:limit]
-        if as_json:
-            render.print_json(found)
-            return
-        render.render_events(found)
+        emit(as_json, found, render.render_events)
 
 
 # ================================================================================================
-
-
-def _path(ref: str) -> str:
-    return quote(ref, safe="")
-
-
-def _as_object(data: Any) -> JSONObject:
-    if not isinstance(data, dict):
-        raise CliError("unexpected reply from the server: expected a JSON object")
-    return data
 
 
 def register(app: typer.Typer) -> None:

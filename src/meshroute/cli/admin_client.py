@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -193,14 +192,18 @@ class AdminClient:
             return []
 
     # -- names -> IDs ----------------------------------------------------------------------------
+    def resolve(self, kind: str, collection: str, ref: str) -> str:
+        """The ID of the item of ``/api/<collection>`` that ``ref`` names; :class:`UnknownName` if none."""
+        return self._resolve(kind, self.cached_list(collection), ref, _lookup_keys(collection))
+
     def resolve_group(self, ref: str) -> str:
-        return self._resolve("group", self.cached_list("groups"), ref, _group_keys)
+        return self.resolve("group", "groups", ref)
 
     def resolve_groups(self, refs: Iterable[str]) -> list[str]:
         return _dedupe(self.resolve_group(ref) for ref in refs)
 
     def resolve_peer(self, ref: str) -> str:
-        return self._resolve("peer", self.cached_list("peers"), ref, _peer_keys)
+        return self.resolve("peer", "peers", ref)
 
     def resolve_peers(self, refs: Iterable[str]) -> list[str]:
         return _dedupe(self.resolve_peer(ref) for ref in refs)
@@ -248,19 +251,16 @@ class AdminClient:
         except UnknownName:
             return ref
 
-    def get_by_ref(self, kind: str, collection: str, ref: str) -> JSONObject:
-        """``GET /api/<collection>/<id>`` where ``ref`` is the ID or the name of the item."""
-        return self.get_object(f"{collection}/{self.quoted_id(kind, collection, ref)}")
-
-    def quoted_id(self, kind: str, collection: str, ref: str) -> str:
-        return quote(self.id_of(kind, collection, ref), safe="")
-
     # -- display helpers -------------------------------------------------------------------------
     def group_names(self) -> dict[str, str]:
-        return {str(g.get("id", "")): str(g.get("name", "")) for g in self.try_cached_list("groups")}
+        return self._names("groups")
 
     def peer_names(self) -> dict[str, str]:
-        return {str(p.get("id", "")): str(p.get("name", "")) for p in self.try_cached_list("peers")}
+        return self._names("peers")
+
+    def _names(self, collection: str) -> dict[str, str]:
+        """ID -> name of the items of ``/api/<collection>`` (none when the caller may not read them)."""
+        return {str(i.get("id", "")): str(i.get("name", "")) for i in self.try_cached_list(collection)}
 
 
 def _reason(exc: Exception) -> str:
@@ -279,10 +279,6 @@ def _name_keys(item: JSONObject) -> list[str]:
     """Labels a user may name an item by; the first one is its name."""
     name = item.get("name")
     return [name if isinstance(name, str) else ""]
-
-
-def _group_keys(item: JSONObject) -> list[str]:
-    return _name_keys(item)
 
 
 def _peer_keys(item: JSONObject) -> list[str]:

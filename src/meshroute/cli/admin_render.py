@@ -1,10 +1,14 @@
-"""Human output of the admin CLI: rich tables and panels, plus the raw ``--json`` printer."""
+"""Human output of the admin CLI: rich tables and panels, plus the raw ``--json`` printer.
+
+Tables and panels are declared as rows of ``(label, cell)``: a cell turns one API object into the text
+shown for it (:func:`field` for a plain ``item[key]``).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 import typer
 from rich import box
@@ -15,6 +19,16 @@ from rich.text import Text
 
 JSONObject = dict[str, Any]
 Names = Mapping[str, str]
+Cell = Callable[[JSONObject], str]
+Columns = Sequence[tuple[str, Cell]]
+
+
+class Directory(Protocol):
+    """Display names by ID (the admin client; asked only when a table needs them)."""
+
+    def peer_names(self) -> dict[str, str]: ...
+
+    def group_names(self) -> dict[str, str]: ...
 
 
 def console() -> Console:
@@ -63,6 +77,10 @@ def expiry(value: Any) -> str:
     return "never" if shown == "-" else shown
 
 
+def usage_limit(value: Any) -> str:
+    return "unlimited" if value == 0 else text(value)
+
+
 def id_list(values: Any) -> list[str]:
     if not isinstance(values, list):
         return []
@@ -83,33 +101,42 @@ def minimum_names(values: Any) -> str:
     return ", ".join(out)
 
 
-def _list_table(title: str, columns: Sequence[str]) -> Table:
+# -- cells and tables ----------------------------------------------------------------------------
+
+
+def field(key: str, show: Callable[[Any], str] = text) -> Cell:
+    """The cell for ``item[key]``, formatted by ``show``."""
+    return lambda item: show(item.get(key))
+
+
+def named_ids(key: str, names: Names) -> Cell:
+    """The cell for a list of IDs in ``item[key]``, shown by name."""
+    return lambda item: named(id_list(item.get(key)), names)
+
+
+def print_list(title: str, items: Sequence[JSONObject], columns: Columns, empty: str) -> None:
+    """A table with a row per item, or the ``empty`` message when there are none."""
+    out = console()
+    if not items:
+        out.print(Text(empty))
+        return
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", title_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    return table
+    for header, _ in columns:
+        table.add_column(header, overflow="fold")
+    for item in items:
+        # Text, not markup: names and event details may contain "[...]".
+        table.add_row(*(Text(cell(item)) for _, cell in columns))
+    out.print(table)
 
 
-def _add_row(table: Table, *cells: str) -> None:
-    # Text, not markup: names and event details may contain "[...]".
-    table.add_row(*(Text(cell) for cell in cells))
-
-
-def _detail_table(title: str, rows: Sequence[tuple[str, str]]) -> Panel:
+def print_detail(title: str, item: JSONObject, rows: Columns) -> None:
+    """A panel with one ``label  value`` line per row."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
-    for label, value in rows:
-        table.add_row(label, Text(value))
-    return Panel(table, title=title, title_align="left", expand=False)
-
-
-def _print_list(table: Table, count: int, empty: str) -> None:
-    out = console()
-    if count == 0:
-        out.print(Text(empty))
-        return
-    out.print(table)
+    for label, cell in rows:
+        table.add_row(label, Text(cell(item)))
+    console().print(Panel(table, title=title, title_align="left", expand=False))
 
 
 # -- routes --------------------------------------------------------------------------------------
@@ -132,176 +159,162 @@ def route_routing_peer(route: JSONObject, peers: Names, groups: Names) -> str:
     return "-"
 
 
-def render_routes(routes: list[JSONObject], peers: Names, groups: Names) -> None:
-    table = _list_table(
-        "Routes",
-        ["ID", "Net ID", "Network", "Routing peer", "Metric", "Masq.", "Enabled", "Distribution groups"],
-    )
-    for r in routes:
-        _add_row(
-            table,
-            text(r.get("id")),
-            text(r.get("network_id")),
-            route_network(r),
-            route_routing_peer(r, peers, groups),
-            text(r.get("metric")),
-            yes_no(r.get("masquerade")),
-            yes_no(r.get("enabled")),
-            named(id_list(r.get("groups")), groups),
-        )
-    _print_list(table, len(routes), "No routes.")
-
-
-def render_route(r: JSONObject, peers: Names, groups: Names) -> None:
-    rows = [
-        ("ID", text(r.get("id"))),
-        ("Net ID", text(r.get("network_id"))),
-        ("Description", text(r.get("description"))),
-        ("Type", text(r.get("network_type"))),
-        ("Network" if r.get("network_type") != "Domain" else "Domains", route_network(r)),
+def render_routes(routes: list[JSONObject], names: Directory) -> None:
+    peers, groups = names.peer_names(), names.group_names()
+    columns: Columns = [
+        ("ID", field("id")),
+        ("Net ID", field("network_id")),
+        ("Network", route_network),
+        ("Routing peer", lambda r: route_routing_peer(r, peers, groups)),
+        ("Metric", field("metric")),
+        ("Masq.", field("masquerade", yes_no)),
+        ("Enabled", field("enabled", yes_no)),
+        ("Distribution groups", named_ids("groups", groups)),
     ]
-    if r.get("network_type") == "Domain":
-        rows.append(("Keep route", yes_no(r.get("keep_route"))))
+    print_list("Routes", routes, columns, "No routes.")
+
+
+def render_route(route: JSONObject, names: Directory) -> None:
+    peers, groups = names.peer_names(), names.group_names()
+    dns = route.get("network_type") == "Domain"
+    rows: list[tuple[str, Cell]] = [
+        ("ID", field("id")),
+        ("Net ID", field("network_id")),
+        ("Description", field("description")),
+        ("Type", field("network_type")),
+        ("Domains" if dns else "Network", route_network),
+    ]
+    if dns:
+        rows.append(("Keep route", field("keep_route", yes_no)))
     rows += [
-        ("Routing peer", route_routing_peer(r, peers, groups)),
-        ("Metric", text(r.get("metric"))),
-        ("Masquerade", yes_no(r.get("masquerade"))),
-        ("Enabled", yes_no(r.get("enabled"))),
-        ("Distribution groups", named(id_list(r.get("groups")), groups)),
-        ("Access-control groups", named(id_list(r.get("access_control_groups")), groups)),
-        ("Skip auto-apply", yes_no(r.get("skip_auto_apply"))),
+        ("Routing peer", lambda r: route_routing_peer(r, peers, groups)),
+        ("Metric", field("metric")),
+        ("Masquerade", field("masquerade", yes_no)),
+        ("Enabled", field("enabled", yes_no)),
+        ("Distribution groups", named_ids("groups", groups)),
+        ("Access-control groups", named_ids("access_control_groups", groups)),
+        ("Skip auto-apply", field("skip_auto_apply", yes_no)),
     ]
-    console().print(_detail_table(f"Route {text(r.get('network_id'))}", rows))
+    print_detail(f"Route {text(route.get('network_id'))}", route, rows)
 
 
 # -- groups --------------------------------------------------------------------------------------
 
 
+def group_resources(group: JSONObject) -> str:
+    resources = group.get("resources")
+    if not isinstance(resources, list) or not resources:
+        return "-"
+    return ", ".join(
+        f"{r.get('id', '')} ({r.get('type', '')})" if isinstance(r, dict) else str(r) for r in resources
+    )
+
+
 def render_groups(groups: list[JSONObject]) -> None:
-    table = _list_table("Groups", ["ID", "Name", "Peers", "Resources", "Issued"])
-    for g in groups:
-        _add_row(
-            table,
-            text(g.get("id")),
-            text(g.get("name")),
-            text(g.get("peers_count")),
-            text(g.get("resources_count")),
-            text(g.get("issued")),
-        )
-    _print_list(table, len(groups), "No groups.")
-
-
-def render_group(g: JSONObject) -> None:
-    resources = g.get("resources")
-    resource_text = "-"
-    if isinstance(resources, list) and resources:
-        resource_text = ", ".join(
-            f"{r.get('id', '')} ({r.get('type', '')})" if isinstance(r, dict) else str(r) for r in resources
-        )
-    rows = [
-        ("ID", text(g.get("id"))),
-        ("Name", text(g.get("name"))),
-        ("Issued", text(g.get("issued"))),
-        ("Peers", f"{text(g.get('peers_count'))}: {minimum_names(g.get('peers'))}"),
-        ("Resources", resource_text),
+    columns: Columns = [
+        ("ID", field("id")),
+        ("Name", field("name")),
+        ("Peers", field("peers_count")),
+        ("Resources", field("resources_count")),
+        ("Issued", field("issued")),
     ]
-    console().print(_detail_table(f"Group {text(g.get('name'))}", rows))
+    print_list("Groups", groups, columns, "No groups.")
+
+
+def render_group(group: JSONObject) -> None:
+    rows: Columns = [
+        ("ID", field("id")),
+        ("Name", field("name")),
+        ("Issued", field("issued")),
+        ("Peers", lambda g: f"{text(g.get('peers_count'))}: {minimum_names(g.get('peers'))}"),
+        ("Resources", group_resources),
+    ]
+    print_detail(f"Group {text(group.get('name'))}", group, rows)
 
 
 # -- peers ---------------------------------------------------------------------------------------
 
 
 def render_peers(peers: list[JSONObject]) -> None:
-    table = _list_table("Peers", ["ID", "Name", "IP", "DNS label", "Connected", "Last seen", "OS", "Groups"])
-    for p in peers:
-        _add_row(
-            table,
-            text(p.get("id")),
-            text(p.get("name")),
-            text(p.get("ip")),
-            text(p.get("dns_label")),
-            yes_no(p.get("connected")),
-            timestamp(p.get("last_seen")),
-            text(p.get("os")),
-            minimum_names(p.get("groups")),
-        )
-    _print_list(table, len(peers), "No peers.")
-
-
-def render_peer(p: JSONObject) -> None:
-    rows = [
-        ("ID", text(p.get("id"))),
-        ("Name", text(p.get("name"))),
-        ("Hostname", text(p.get("hostname"))),
-        ("DNS label", text(p.get("dns_label"))),
-        ("IP", text(p.get("ip"))),
-        ("IPv6", text(p.get("ipv6"))),
-        ("Connection IP", text(p.get("connection_ip"))),
-        ("Connected", yes_no(p.get("connected"))),
-        ("Last seen", timestamp(p.get("last_seen"))),
-        ("OS", text(p.get("os"))),
-        ("Version", text(p.get("version"))),
-        ("Groups", minimum_names(p.get("groups"))),
-        ("SSH enabled", yes_no(p.get("ssh_enabled"))),
-        ("Login expiration", yes_no(p.get("login_expiration_enabled"))),
-        ("Login expired", yes_no(p.get("login_expired"))),
-        ("Inactivity expiration", yes_no(p.get("inactivity_expiration_enabled"))),
-        ("Ephemeral", yes_no(p.get("ephemeral"))),
-        ("Created", timestamp(p.get("created_at"))),
+    columns: Columns = [
+        ("ID", field("id")),
+        ("Name", field("name")),
+        ("IP", field("ip")),
+        ("DNS label", field("dns_label")),
+        ("Connected", field("connected", yes_no)),
+        ("Last seen", field("last_seen", timestamp)),
+        ("OS", field("os")),
+        ("Groups", field("groups", minimum_names)),
     ]
-    console().print(_detail_table(f"Peer {text(p.get('name'))}", rows))
+    print_list("Peers", peers, columns, "No peers.")
+
+
+def render_peer(peer: JSONObject) -> None:
+    rows: Columns = [
+        ("ID", field("id")),
+        ("Name", field("name")),
+        ("Hostname", field("hostname")),
+        ("DNS label", field("dns_label")),
+        ("IP", field("ip")),
+        ("IPv6", field("ipv6")),
+        ("Connection IP", field("connection_ip")),
+        ("Connected", field("connected", yes_no)),
+        ("Last seen", field("last_seen", timestamp)),
+        ("OS", field("os")),
+        ("Version", field("version")),
+        ("Groups", field("groups", minimum_names)),
+        ("SSH enabled", field("ssh_enabled", yes_no)),
+        ("Login expiration", field("login_expiration_enabled", yes_no)),
+        ("Login expired", field("login_expired", yes_no)),
+        ("Inactivity expiration", field("inactivity_expiration_enabled", yes_no)),
+        ("Ephemeral", field("ephemeral", yes_no)),
+        ("Created", field("created_at", timestamp)),
+    ]
+    print_detail(f"Peer {text(peer.get('name'))}", peer, rows)
 
 
 # -- setup keys ----------------------------------------------------------------------------------
 
 
-def render_setup_keys(keys: list[JSONObject], groups: Names) -> None:
-    table = _list_table(
-        "Setup keys", ["ID", "Name", "Type", "State", "Used", "Limit", "Expires", "Auto groups"]
-    )
-    for k in keys:
-        limit = k.get("usage_limit")
-        _add_row(
-            table,
-            text(k.get("id")),
-            text(k.get("name")),
-            text(k.get("type")),
-            text(k.get("state")),
-            text(k.get("used_times")),
-            "unlimited" if limit == 0 else text(limit),
-            expiry(k.get("expires")),
-            named(id_list(k.get("auto_groups")), groups),
-        )
-    _print_list(table, len(keys), "No setup keys.")
-
-
-def render_setup_key(k: JSONObject, groups: Names) -> None:
-    limit = k.get("usage_limit")
-    rows = [
-        ("ID", text(k.get("id"))),
-        ("Name", text(k.get("name"))),
-        ("Key", text(k.get("key"))),
-        ("Type", text(k.get("type"))),
-        ("State", text(k.get("state"))),
-        ("Valid", yes_no(k.get("valid"))),
-        ("Revoked", yes_no(k.get("revoked"))),
-        ("Used", text(k.get("used_times"))),
-        ("Usage limit", "unlimited" if limit == 0 else text(limit)),
-        ("Last used", timestamp(k.get("last_used"))),
-        ("Expires", expiry(k.get("expires"))),
-        ("Auto groups", named(id_list(k.get("auto_groups")), groups)),
-        ("Ephemeral", yes_no(k.get("ephemeral"))),
-        ("Extra DNS labels", yes_no(k.get("allow_extra_dns_labels"))),
-        ("Updated", timestamp(k.get("updated_at"))),
+def render_setup_keys(keys: list[JSONObject], names: Directory) -> None:
+    columns: Columns = [
+        ("ID", field("id")),
+        ("Name", field("name")),
+        ("Type", field("type")),
+        ("State", field("state")),
+        ("Used", field("used_times")),
+        ("Limit", field("usage_limit", usage_limit)),
+        ("Expires", field("expires", expiry)),
+        ("Auto groups", named_ids("auto_groups", names.group_names())),
     ]
-    console().print(_detail_table(f"Setup key {text(k.get('name'))}", rows))
+    print_list("Setup keys", keys, columns, "No setup keys.")
 
 
-def render_new_setup_key(k: JSONObject, groups: Names) -> None:
-    render_setup_key(k, groups)
-    key = text(k.get("key"))
+def render_setup_key(key: JSONObject, names: Directory) -> None:
+    rows: Columns = [
+        ("ID", field("id")),
+        ("Name", field("name")),
+        ("Key", field("key")),
+        ("Type", field("type")),
+        ("State", field("state")),
+        ("Valid", field("valid", yes_no)),
+        ("Revoked", field("revoked", yes_no)),
+        ("Used", field("used_times")),
+        ("Usage limit", field("usage_limit", usage_limit)),
+        ("Last used", field("last_used", timestamp)),
+        ("Expires", field("expires", expiry)),
+        ("Auto groups", named_ids("auto_groups", names.group_names())),
+        ("Ephemeral", field("ephemeral", yes_no)),
+        ("Extra DNS labels", field("allow_extra_dns_labels", yes_no)),
+        ("Updated", field("updated_at", timestamp)),
+    ]
+    print_detail(f"Setup key {text(key.get('name'))}", key, rows)
+
+
+def render_new_setup_key(key: JSONObject, names: Directory) -> None:
+    render_setup_key(key, names)
     body = Text.assemble(
-        (key, "bold green"),
+        (text(key.get("key")), "bold green"),
         "\n\nThis is the only time the key is shown: store it now.",
     )
     console().print(Panel(body, title="Setup key", title_align="left", expand=False))
@@ -311,8 +324,8 @@ def render_new_setup_key(k: JSONObject, groups: Names) -> None:
 
 
 def event_initiator(e: JSONObject) -> str:
-    for field in ("initiator_name", "initiator_email", "initiator_id"):
-        value = e.get(field)
+    for key in ("initiator_name", "initiator_email", "initiator_id"):
+        value = e.get(key)
         if isinstance(value, str) and value:
             return value
     return "-"
@@ -322,19 +335,16 @@ def event_meta(e: JSONObject) -> str:
     meta = e.get("meta")
     if not isinstance(meta, dict) or not meta:
         return "-"
-    return ", ".join(f"{k}={v}" for k, v in sorted(meta.items()) if v not in ("", None, "[]"))
+    return ", ".join(f"{k}={v}" for k, v in sorted(meta.items()) if v not in ("", None, "[]")) or "-"
 
 
 def render_events(events: list[JSONObject]) -> None:
-    table = _list_table("Events", ["Time", "Activity", "Code", "Initiator", "Target", "Details"])
-    for e in events:
-        _add_row(
-            table,
-            timestamp(e.get("timestamp")),
-            text(e.get("activity")),
-            text(e.get("activity_code")),
-            event_initiator(e),
-            text(e.get("target_id")),
-            event_meta(e) or "-",
-        )
-    _print_list(table, len(events), "No events.")
+    columns: Columns = [
+        ("Time", field("timestamp", timestamp)),
+        ("Activity", field("activity")),
+        ("Code", field("activity_code")),
+        ("Initiator", event_initiator),
+        ("Target", field("target_id")),
+        ("Details", event_meta),
+    ]
+    print_list("Events", events, columns, "No events.")
