@@ -127,6 +127,10 @@ def main() -> None:
     routing_peer, other_peer = populate(tmp, args.peers, args.groups)
     populate_s = time.perf_counter() - t0
     port = _port()
+    token = (tmp / "admin-token").read_text().strip()  # written by populate(), before the server
+    api = httpx.Client(
+        base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Token {token}"}, timeout=300
+    )
     log = (tmp / "server.log").open("w")
     server = subprocess.Popen(
         [
@@ -143,10 +147,6 @@ def main() -> None:
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-    )
-    token = (tmp / "admin-token").read_text().strip()
-    api = httpx.Client(
-        base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Token {token}"}, timeout=300
     )
     try:
         deadline = time.monotonic() + 60
