@@ -4,19 +4,41 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from meshroute.core.changes import ChangeSet
 from meshroute.core.model import Role, User
-from meshroute.server.api.app import create_app
+from meshroute.core.routes import parse_network
+from meshroute.server.assembly import Server, assemble
+from meshroute.server.clock import utcnow
+from meshroute.server.config import ServerConfig
 from meshroute.server.services import Services
 from meshroute.server.services.peers import PeerRegistration
-from meshroute.server.store.repo import utcnow
+from meshroute.server.services.routes import RouteInput
+from meshroute.server.services.uow import Reader, UnitOfWork
+from meshroute.server.store.sql import SqlStore
+from meshroute.server.sync.engine import MapEngine
+from tests.integration.openapi_check import Document, ResponseLog
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def assembled(engine: Engine, data_dir: Path, **config: Any) -> Server:
+    """The server as `meshroute server` assembles it, over a test's store, agent sync on a free port."""
+    cfg = ServerConfig(data_dir=data_dir, sync_listen=f"127.0.0.1:{free_port()}", **config)
+    return assemble(cfg, db=engine)
 
 
 def wg_key() -> str:
@@ -32,6 +54,7 @@ class World:
     account_id: str
     owner_id: str
     token: str
+    engine: MapEngine  # the server's network-map engine, fed after each commit
 
     def headers(self, token: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Token {token or self.token}"}
@@ -80,7 +103,7 @@ class World:
 
         uid = new_id()
         with self.services.uow.write(self.account_id) as tx:
-            tx.insert_user(
+            tx.users.add(
                 User(
                     uid,
                     self.account_id,
@@ -98,31 +121,31 @@ class World:
         )
         if blocked:
             with self.services.uow.write(self.account_id) as tx:
-                u = tx.user(uid)
+                u = tx.users.get(uid)
                 assert u is not None
                 u.blocked = True
-                tx.update_user(u)
+                tx.users.update(u)
         return uid, token
 
     def _token_for_person(self, uid: str) -> tuple[Any, str]:
         # People manage their own tokens; the owner may not, so create it as that user would.
         with self.services.uow.write(self.account_id) as tx:
-            u = tx.user(uid)
+            u = tx.users.get(uid)
             assert u is not None
             role = u.role
             u.role = Role.OWNER
-            tx.update_user(u)
+            tx.users.update(u)
         pat, token = self.services.users.create_token(self.account_id, uid, uid, "t", 30)
         with self.services.uow.write(self.account_id) as tx:
-            u = tx.user(uid)
+            u = tx.users.get(uid)
             assert u is not None
             u.role = role
-            tx.update_user(u)
+            tx.users.update(u)
         return pat, token
 
     def serial(self) -> int:
         with self.services.uow.read(self.account_id) as tx:
-            account = tx.account(self.account_id)
+            account = tx.accounts.get(self.account_id)
             assert account is not None
             return account.network_serial
 
@@ -131,35 +154,93 @@ class World:
 
 
 @pytest.fixture
-def world(engine: Engine) -> Iterator[World]:
-    services = Services.create(engine)
-    boot = services.accounts.bootstrap()
-    assert boot is not None
-    with TestClient(create_app(services), raise_server_exceptions=False) as client:
-        yield World(services, client, boot.account.id, boot.owner.id, boot.token)
+def app_server(engine: Engine, tmp_path: Path) -> Server:
+    return assembled(engine, tmp_path)
 
 
 @pytest.fixture
-def live_url(world: World) -> Iterator[str]:
-    """The same app served by a real uvicorn on a free loopback port (for concurrent clients)."""
-    import socket
+def world(app_server: Server) -> Iterator[World]:
+    """Every response the world's client receives must match the served OpenAPI document."""
+    server = app_server
+    boot = server.services.accounts.bootstrap()
+    assert boot is not None
+    log = ResponseLog()
+    with TestClient(server.app, raise_server_exceptions=False) as client:  # runs the lifespan
+        log.install(client)
+        yield World(server.services, client, boot.account.id, boot.owner.id, boot.token, server.engine)
+    log.check(served_document(server))
+
+
+def served_document(server: Server) -> Document:
+    """The document the server serves (the same for every server this code assembles: built once,
+    it is the slowest part of checking a test's responses)."""
+    global _DOCUMENT
+    if _DOCUMENT is None:
+        _DOCUMENT = Document(server.app.openapi())
+    return _DOCUMENT
+
+
+_DOCUMENT: Document | None = None
+
+
+@pytest.fixture
+def live_url(app_server: Server, world: World) -> Iterator[str]:
+    """The world's app also served by a real uvicorn on a free loopback port (for concurrent
+    clients); the world's client has started its parts already."""
     import threading
     import time
 
     import uvicorn
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(world.services), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
+    port = free_port()
+    config = uvicorn.Config(app_server.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
-    while not server.started:
+    while not uv.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
     yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
+    uv.should_exit = True
     thread.join(timeout=10)
+
+
+@dataclass
+class HeldBack:
+    """Services over the world's store whose change sets are held back, and an engine (not
+    started) that the test feeds them to by hand, in whatever order it likes."""
+
+    world: World
+    services: Services
+    engine: MapEngine
+    changesets: list[ChangeSet]
+    published: list[tuple[str, Any]]
+
+    def peer(self, hostname: str) -> str:
+        secret = self.world.setup_key()
+        peer, _ = self.services.peers.register(
+            PeerRegistration(setup_key=secret, wg_public_key=wg_key(), hostname=hostname)
+        )
+        return peer.id
+
+    def group(self, name: str, peers: list[str] | None = None) -> str:
+        return self.services.groups.create(self.world.account_id, self.world.owner_id, name, peers or []).id
+
+    def rename_group(self, group_id: str, name: str) -> None:
+        self.services.groups.update(self.world.account_id, self.world.owner_id, group_id, name, [])
+
+    def route(self, peer: str, group: str, net: str) -> str:
+        kind, network = parse_network(net)
+        data = RouteInput(net, network, kind, peer=peer, groups=[group], metric=10, enabled=True)
+        return self.services.routes.create(self.world.account_id, self.world.owner_id, data).id
+
+
+@pytest.fixture
+def held(app_server: Server, world: World) -> HeldBack:
+    store = SqlStore(app_server.db)
+    changesets: list[ChangeSet] = []
+    published: list[tuple[str, Any]] = []
+    services = Services.create(UnitOfWork(store, after_commit=changesets.append))
+    engine = MapEngine(Reader(store), lambda account, deltas: published.append((account, deltas)))
+    return HeldBack(world, services, engine, changesets, published)

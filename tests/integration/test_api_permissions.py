@@ -14,9 +14,9 @@ from sqlalchemy import select
 from meshroute.core.ids import new_id
 from meshroute.core.model import ALL_GROUP_NAME, Account, Group, PersonalAccessToken, Role, User
 from meshroute.core.tokens import hash_secret, new_pat
+from meshroute.server.clock import utcnow
 from meshroute.server.services.accounts import new_overlay_networks
 from meshroute.server.store import tables
-from meshroute.server.store.repo import utcnow
 from tests.integration.conftest import World
 
 
@@ -82,14 +82,18 @@ def test_route_role_matrix(
 
     listed = world.get("/api/routes", token=token)
     one = world.get(f"/api/routes/{rid}", token=token)
+    status = world.get(f"/api/routes/{rid}/status", token=token)  # reads like the route
     if grant == NOTHING:
         expect_error(listed, 403, denied[0])
         expect_error(one, 403, denied[0])
+        expect_error(status, 403, denied[0])
     else:
         assert listed.status_code == 200, listed.text
         assert listed.json() == [scene["route"]]
         assert one.status_code == 200, one.text
         assert one.json() == scene["route"]
+        assert status.status_code == 200, status.text
+        assert status.json() == []  # the routing peer is the group's only member: no client
 
     body = route_body(scene["peer"], scene["group"], network="10.20.0.0/24", network_id="new")
     created = world.post("/api/routes", body, token=token)
@@ -117,6 +121,7 @@ def test_blocked_user_is_refused_everything(world: World, scene: dict[str, Any])
     msg = "failed to validate user permissions: user is blocked"
     expect_error(world.get("/api/routes", token=token), 403, msg)
     expect_error(world.get(f"/api/routes/{rid}", token=token), 403, msg)
+    expect_error(world.get(f"/api/routes/{rid}/status", token=token), 403, msg)
     body = route_body(scene["peer"], scene["group"], network="10.20.0.0/24")
     expect_error(world.post("/api/routes", body, token=token), 403, msg)
     expect_error(world.put(f"/api/routes/{rid}", body, token=token), 403, msg)
@@ -235,7 +240,7 @@ def test_expired_token_is_401(world: World) -> None:
     token = new_pat()
     now = utcnow()
     with world.services.uow.write_unlocked() as tx:
-        tx.insert_pat(
+        tx.tokens.add(
             PersonalAccessToken(
                 new_id(),
                 world.owner_id,
@@ -287,7 +292,7 @@ def test_token_name_and_expiry_are_validated(world: World) -> None:
 
 
 def test_token_validation_runs_before_the_permission_check(world: World) -> None:
-    _, token = world.user(Role.USER, service=False)
+    _, token = world.user(Role.AUDITOR, service=False)  # auditors may only read tokens
     path = f"/api/users/{world.owner_id}/tokens"
     expect_error(
         world.post(path, {"name": "", "expires_in": 30}, token=token), 422, "token name can't be empty"
@@ -360,6 +365,35 @@ def test_managing_another_persons_tokens_needs_admin_and_a_service_user(world: W
     assert own.status_code == 200, own.text
 
 
+def test_a_regular_user_manages_their_own_tokens_and_no_one_elses(world: World) -> None:
+    """NetBird's rule, which docs/api.md states: the user role may manage its own tokens."""
+    uid, token = world.user(Role.USER, service=False)
+    mine = f"/api/users/{uid}/tokens"
+    created = world.post(mine, {"name": "laptop", "expires_in": 30}, token=token)
+    assert created.status_code == 200, created.text
+    plain, tid = created.json()["plain_token"], created.json()["personal_access_token"]["id"]
+    assert world.get("/api/users/current", token=plain).json()["id"] == uid
+    assert tid in [t["id"] for t in world.ok(world.get(mine, token=token))]
+    assert world.ok(world.get(f"{mine}/{tid}", token=token))["name"] == "laptop"
+    assert world.ok(world.delete(f"{mine}/{tid}", token=token)) == {}
+    expect_error(world.get("/api/users/current", token=plain), 401, "token invalid")
+    # ...but nobody else's, and nothing else.
+    msg = "admin role required to perform this action"
+    svc_id, _ = world.user(Role.USER, service=True)
+    for path in (f"/api/users/{world.owner_id}/tokens", f"/api/users/{svc_id}/tokens"):
+        expect_error(world.get(path, token=token), 403, msg)
+        expect_error(world.post(path, {"name": "x", "expires_in": 1}, token=token), 403, msg)
+    expect_error(world.get("/api/routes", token=token), 403, "permission denied")
+    # An auditor may list its own tokens, not make new ones.
+    aid, auditor = world.user(Role.AUDITOR, service=False)
+    assert len(world.ok(world.get(f"/api/users/{aid}/tokens", token=auditor))) == 1
+    expect_error(
+        world.post(f"/api/users/{aid}/tokens", {"name": "x", "expires_in": 1}, token=auditor),
+        403,
+        "permission denied",
+    )
+
+
 def test_network_admin_is_not_admin_powered_for_service_user_tokens(world: World) -> None:
     _, netadmin = world.user(Role.NETWORK_ADMIN, service=False)
     svc_id, _ = world.user(Role.USER, service=True)
@@ -384,11 +418,11 @@ def second_account(world: World) -> dict[str, str]:
     v4, v6 = new_overlay_networks()
     account_id, owner_id, token = new_id(), new_id(), new_pat()
     with world.services.uow.write_unlocked() as tx:
-        tx.insert_account(Account(account_id, "other.internal", v4, v6, 0, now, owner_id))
-        tx.insert_user(User(owner_id, account_id, Role.OWNER, name="other-owner", created_at=now))
+        tx.accounts.add(Account(account_id, "other.internal", v4, v6, 0, now, owner_id))
+        tx.users.add(User(owner_id, account_id, Role.OWNER, name="other-owner", created_at=now))
         all_id = new_id()
-        tx.insert_group(Group(all_id, account_id, ALL_GROUP_NAME))
-        tx.insert_pat(
+        tx.groups.add(Group(all_id, account_id, ALL_GROUP_NAME))
+        tx.tokens.add(
             PersonalAccessToken(
                 new_id(), owner_id, "t", hash_secret(token), now + timedelta(days=1), owner_id, now
             )

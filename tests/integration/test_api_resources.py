@@ -44,9 +44,9 @@ def fast_key(w: World, **kw: Any) -> tuple[str, str]:
     return key.id, plain
 
 
-def register(w: World, plain: str, hostname: str = "host") -> str:
+def register(w: World, plain: str, hostname: str = "host", ipv6: bool = False) -> str:
     peer, _ = w.services.peers.register(
-        PeerRegistration(setup_key=plain, wg_public_key=wg_key(), hostname=hostname)
+        PeerRegistration(setup_key=plain, wg_public_key=wg_key(), hostname=hostname, ipv6_capable=ipv6)
     )
     return peer.id
 
@@ -223,7 +223,7 @@ def test_registered_peers_get_unique_overlay_addresses_in_the_account_ranges(wor
     v6 = ipaddress.IPv6Network(settings["network_range_v6"])
     assert v4.subnet_of(ipaddress.IPv4Network("100.64.0.0/10"))
     _, plain = fast_key(world)
-    ids = [register(world, plain, f"host-{i}") for i in range(8)]
+    ids = [register(world, plain, f"host-{i}", ipv6=True) for i in range(8)]
     peers = world.ok(world.get("/api/peers"))
     assert [p["id"] for p in peers] == ids
     ips = [ipaddress.IPv4Address(p["ip"]) for p in peers]
@@ -321,13 +321,14 @@ def test_peer_list_fields_and_status(world: World) -> None:
     pid = register(world, plain, "alpha")
     peer = world.ok(world.get("/api/peers"))[0]
     for field in (
-        "id", "name", "ip", "ipv6", "connection_ip", "connected", "last_seen", "os", "kernel_version",
+        "id", "name", "ip", "connection_ip", "connected", "last_seen", "os", "kernel_version",
         "version", "groups", "ssh_enabled", "user_id", "hostname", "ui_version", "dns_label",
         "login_expiration_enabled", "login_expired", "last_login", "inactivity_expiration_enabled",
         "approval_required", "country_code", "city_name", "geoname_id", "serial_number",
         "extra_dns_labels", "ephemeral", "created_at", "local_flags", "accessible_peers_count",
     ):  # fmt: skip
         assert field in peer, field
+    assert "ipv6" not in peer  # not IPv6-capable: none in use (see test_api_netbird.py)
     assert peer["connected"] is False
     assert RFC3339_UTC.match(peer["last_seen"]), peer["last_seen"]
     assert RFC3339_UTC.match(peer["created_at"]), peer["created_at"]

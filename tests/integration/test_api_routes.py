@@ -49,7 +49,7 @@ class Net:
 
     def stored(self, route_id: str) -> Route | None:
         with self.w.services.uow.read(self.w.account_id) as tx:
-            return tx.route(route_id)
+            return tx.routes.get(route_id)
 
 
 def fast_group(w: World, name: str, peers: list[str] | None = None) -> str:
@@ -406,7 +406,7 @@ DOMAINS_REJECTED = [
     ".*.example.com",
     "a.*.example.com",
     f"{'a' * 64}.com",
-    "example.com.",
+    "example.com..",
     "*",
     "*.",
     "exa mple.com",
@@ -430,6 +430,27 @@ def test_domain_reject_list(net: Net) -> None:
         problems += check(repr(domain), resp, 422, f"invalid domains: invalid domain format: {domain}")
     assert not problems, "\n".join(problems)
     assert net.w.ok(net.w.get("/api/routes")) == []
+
+
+def test_names_no_query_can_carry_and_repeated_names_are_refused(net: Net) -> None:
+    long_name = ".".join(["a" * 63] * 5)
+    cases = {
+        long_name: f"invalid domains: invalid domain format: {long_name}: longer than 253 characters",
+        "10.77.0.10": "invalid domains: invalid domain format: 10.77.0.10: an ip address, not a name "
+        "(route it as a network: 10.77.0.10/32)",
+    }
+    problems = []
+    for domain, message in cases.items():
+        problems += check(
+            repr(domain), net.w.post("/api/routes", net.body(network=DROP, domains=[domain])), 422, message
+        )
+    twice = net.w.post("/api/routes", net.body(network=DROP, domains=["x.test", "X.test."]))
+    # (messages are lower-case, as NetBird's are)
+    problems += check("twice", twice, 422, "invalid domains: domains list has x.test. more than once")
+    assert not problems, "\n".join(problems)
+    assert net.w.ok(net.w.get("/api/routes")) == []
+    # the fully-qualified form is taken, stored without its dot
+    assert net.create(network=DROP, domains=["App.Example."])["domains"] == ["app.example"]
 
 
 def test_thirty_two_domains_are_accepted(net: Net) -> None:

@@ -11,35 +11,26 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
+from meshroute.core.changes import ChangeSet
 from meshroute.server.services import Services
-from meshroute.server.services.uow import ChangeSet
+from meshroute.server.services.uow import UnitOfWork
 from meshroute.server.store import tables as t
+from meshroute.server.store.sql import SqlStore
 from meshroute.server.sync import engine as engine_mod
-from meshroute.server.sync.engine import MapEngine
 from meshroute.server.sync.replicas import ReplicaBus
-from tests.integration.conftest import World
+from tests.integration.conftest import HeldBack, World
 
 
-def _engine_holding_back(world: World) -> tuple[MapEngine, list[ChangeSet], list[tuple[str, Any]]]:
-    published: list[tuple[str, Any]] = []
-    eng = MapEngine(world.services.uow, lambda account, deltas: published.append((account, deltas)))
-    changesets: list[ChangeSet] = []
-    world.services.uow.listeners[:] = [changesets.append]
-    return eng, changesets, published
-
-
-def _group_change(world: World, gid: str, n: int) -> None:
-    world.ok(world.put(f"/api/groups/{gid}", {"name": f"g{n}", "peers": []}))
-
-
-def test_a_gap_heals_even_while_changes_keep_arriving(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    eng, changesets, published = _engine_holding_back(world)
-    peer = world.peer("a")
-    gid = world.group("g")
+def test_a_gap_heals_even_while_changes_keep_arriving(
+    held: HeldBack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    eng, changesets, published, world = held.engine, held.changesets, held.published, held.world
+    peer = held.peer("a")
+    gid = held.group("g")
     assert eng.full_map(world.account_id, peer) is not None
     changesets.clear()
     for n in range(4):
-        _group_change(world, gid, n)
+        held.rename_group(gid, f"g{n}")
     _lost, *rest = changesets
     monkeypatch.setattr(engine_mod, "GAP_TIMEOUT_S", 0.3)
     eng.process(rest[0])
@@ -56,13 +47,13 @@ def test_a_gap_heals_even_while_changes_keep_arriving(world: World, monkeypatch:
 
 
 def test_a_lost_last_change_set_is_found_by_comparing_with_the_store(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    held: HeldBack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    eng, _changesets, published = _engine_holding_back(world)
-    peer = world.peer("a")
-    gid = world.group("g")
+    eng, published, world = held.engine, held.published, held.world
+    peer = held.peer("a")
+    gid = held.group("g")
     assert eng.full_map(world.account_id, peer) is not None
-    _group_change(world, gid, 1)  # its change set never reaches the engine, and nothing follows
+    held.rename_group(gid, "g1")  # its change set never reaches the engine, and nothing follows
     monkeypatch.setattr(engine_mod, "GAP_TIMEOUT_S", 0.0)
     eng._check_gaps()  # the audit notices the store is ahead; the gap clock starts
     time.sleep(0.01)
@@ -73,12 +64,14 @@ def test_a_lost_last_change_set_is_found_by_comparing_with_the_store(
 def test_the_engine_worker_survives_a_failing_change_set(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The world's own engine, fed by its unit of work as in production."""
+    eng = world.engine
     published: list[tuple[str, Any]] = []
-    eng = MapEngine(world.services.uow, lambda account, deltas: published.append((account, deltas)))
-    world.services.uow.listeners[:] = [eng.submit]
+    real_publish = eng.publish
+    monkeypatch.setattr(eng, "publish", lambda a, d: (published.append((a, d)), real_publish(a, d)))
     a, b = world.peer("a"), world.peer("b")
     gid = world.group("clients", [b])
-    assert eng.full_map(world.account_id, b) is not None
+    assert eng.full_map(world.account_id, b, at_least=world.serial()) is not None
     real_apply = eng._apply
     calls = {"n": 0}
 
@@ -89,36 +82,30 @@ def test_the_engine_worker_survives_a_failing_change_set(
         real_apply(entry, cs)
 
     monkeypatch.setattr(eng, "_apply", flaky)
-    eng.start()
-    try:
-        body = {
-            "network": "10.1.0.0/16",
-            "network_id": "n",
-            "peer": a,
-            "groups": [gid],
-            "metric": 1,
-            "enabled": True,
-        }
-        world.ok(world.post("/api/routes", body))
-        body = {**body, "network": "10.2.0.0/16", "network_id": "m"}
-        world.ok(world.post("/api/routes", body))
-        deadline = time.monotonic() + 10
-        while True:
-            snapshot = eng.full_map(world.account_id, b)
-            if snapshot is not None and len(snapshot[0].routes) == 2:
-                break
-            assert time.monotonic() < deadline, (
-                f"worker stopped? {published} {snapshot and snapshot[0].routes}"
-            )
-            time.sleep(0.05)
-        assert eng._worker is not None and eng._worker.is_alive()
-        assert (world.account_id, None) in published  # the failure cost a resync, not the engine
-    finally:
-        eng.stop()
+    body = {
+        "network": "10.1.0.0/16",
+        "network_id": "n",
+        "peer": a,
+        "groups": [gid],
+        "metric": 1,
+        "enabled": True,
+    }
+    world.ok(world.post("/api/routes", body))
+    body = {**body, "network": "10.2.0.0/16", "network_id": "m"}
+    world.ok(world.post("/api/routes", body))
+    deadline = time.monotonic() + 10
+    while True:
+        snapshot = eng.full_map(world.account_id, b)
+        if snapshot is not None and len(snapshot[0].routes) == 2:
+            break
+        assert time.monotonic() < deadline, f"worker stopped? {published} {snapshot and snapshot[0].routes}"
+        time.sleep(0.05)
+    assert eng._worker is not None and eng._worker.is_alive()
+    assert (world.account_id, None) in published  # the failure cost a resync, not the engine
 
 
 def test_bootstrap_by_replicas_starting_together_makes_one_account(engine: Engine) -> None:
-    services = [Services.create(engine) for _ in range(4)]
+    services = [Services.create(UnitOfWork(SqlStore(engine))) for _ in range(4)]
     barrier = threading.Barrier(len(services))
     results: list[Any] = []
 

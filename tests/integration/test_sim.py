@@ -82,7 +82,7 @@ def test_sim_holds_streams_applies_deltas_and_matches_the_server(server: tuple[s
         [
             *MESHROUTE,
             "sim",
-            "--server",
+            "--sync",
             sync,
             "--setup-key",
             key,
@@ -115,3 +115,37 @@ def test_sim_holds_streams_applies_deltas_and_matches_the_server(server: tuple[s
     # the sim cleans up after itself
     peers = httpx.get(f"{api}/api/peers", headers={"Authorization": f"Token {token}"}).json()
     assert peers == []
+
+
+def _sim(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MESHROUTE_")}
+    return subprocess.run(
+        [*MESHROUTE, "sim", *args], capture_output=True, text=True, timeout=120, env={**clean, **(env or {})}
+    )
+
+
+def test_sim_without_a_token_refuses_unless_keep_and_keep_leaves_the_peers(
+    server: tuple[str, str, str],
+) -> None:
+    api, sync, token = server
+    headers = {"Authorization": f"Token {token}"}
+    key = httpx.post(
+        f"{api}/api/setup-keys",
+        headers=headers,
+        json={"name": "sim", "type": "reusable", "expires_in": 86400, "auto_groups": [], "usage_limit": 0},
+    ).json()["key"]
+    refused = _sim("--sync", sync, "--setup-key", key, "--peers", "2", "--duration", "0")
+    assert refused.returncode == 2 and "needs an API token" in refused.stderr
+    assert httpx.get(f"{api}/api/peers", headers=headers).json() == []  # nothing registered
+
+    kept = _sim("--sync", sync, "--setup-key", key, "--peers", "3", "--duration", "0", "--keep", "--json")
+    assert kept.returncode == 0, kept.stderr
+    assert json.loads(kept.stdout)["peers"] == 3
+    assert len(httpx.get(f"{api}/api/peers", headers=headers).json()) == 3
+
+
+def test_sim_with_a_refused_setup_key_says_so_and_exits_1(server: tuple[str, str, str]) -> None:
+    _, sync, _ = server
+    out = _sim("--sync", sync, "--setup-key", "not-a-key", "--peers", "2", "--duration", "0", "--keep")
+    assert out.returncode == 1
+    assert out.stderr.strip() == "error: the management server refused the setup key: invalid setup key"

@@ -20,13 +20,16 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine
 
+from meshroute.agent.sim import _comparable
 from meshroute.core.networkmap.types import NetworkMap
 from meshroute.protocol import meshroute_pb2 as pb
 from meshroute.protocol import meshroute_pb2_grpc as pb_grpc
 from meshroute.protocol.client import Identity, Meta, PeerClient, open_channel
 from meshroute.protocol.convert import map_json
-from meshroute.server.main import Server, ServerConfig, build
-from meshroute.sim import _comparable
+from meshroute.server.assembly import Server, build
+from meshroute.server.config import ServerConfig
+from tests.integration.conftest import served_document
+from tests.integration.openapi_check import ResponseLog
 
 
 def free_port() -> int:
@@ -77,12 +80,15 @@ def start_server(data_dir: Path, url: str | None, token: str | None = None, **kw
         time.sleep(0.02)
     token = token or (data_dir / "admin-token").read_text().strip()
     api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Token {token}"})
+    log = ResponseLog()
+    log.install(api)
     try:
         yield Running(server, api, cfg.sync_listen, token)
     finally:
         api.close()
         uv.should_exit = True
         thread.join(timeout=15)
+    log.check(served_document(server))
 
 
 @pytest.fixture
@@ -114,9 +120,9 @@ class Follower:
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        async for m, msg in self.client.maps():
-            self.kinds.append(str(msg.WhichOneof("update")))
-            self.maps.append(m)
+        async for update in self.client.maps():
+            self.kinds.append("full" if update.full else "delta")
+            self.maps.append(update.map)
 
     async def wait_for(self, pred: Any, timeout: float = 10) -> NetworkMap:
         deadline = time.monotonic() + timeout
@@ -422,7 +428,7 @@ def test_tls_sync(engine: Engine, tmp_path: Path, loop: asyncio.AbstractEventLoo
 
 
 def test_plaintext_sync_off_loopback_needs_insecure(tmp_path: Path) -> None:
-    from meshroute.server.main import check_transport
+    from meshroute.server.config import check_transport
 
     cfg = ServerConfig(data_dir=tmp_path, sync_listen="0.0.0.0:33074")
     with pytest.raises(ValueError, match="--insecure"):

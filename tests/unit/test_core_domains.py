@@ -15,6 +15,7 @@ from meshroute.core.domains import (
     validate_domains,
 )
 from meshroute.core.errors import InvalidArgument
+from meshroute.server.api.errors import http_status
 
 LABEL_63 = "a" * 63
 LABEL_64 = "a" * 64
@@ -68,11 +69,34 @@ def test_accepted_domain_is_returned_as_lower_case_punycode(raw: str, stored: st
     assert validate_domains([raw]) == [stored]
 
 
-def test_no_total_length_limit_beyond_labels() -> None:
-    # §1.5: "There is no explicit 253-char total limit" - only labels are bounded.
+def test_a_name_longer_than_dns_allows_is_refused() -> None:
+    # The reference bounds labels only (§1.5): a 254+ character name is stored and never matches.
     long_name = ".".join([LABEL_63] * 5)
-    assert len(long_name) > 253
-    assert validate_domains([long_name]) == [long_name]
+    with pytest.raises(InvalidArgument) as exc:
+        validate_domains([long_name])
+    assert exc.value.message == f"invalid domain format: {long_name}: longer than 253 characters"
+    with pytest.raises(InvalidArgument, match="longer than 253"):
+        validate_domains([NAME_253 + "e"])
+    assert validate_domains(["*." + NAME_253]) == ["*." + NAME_253]  # the names it matches are longer
+
+
+@pytest.mark.parametrize("raw", ["10.77.0.10", "10.77.0.10."])
+def test_an_ipv4_address_is_not_a_domain(raw: str) -> None:
+    with pytest.raises(InvalidArgument) as exc:
+        validate_domains([raw])
+    assert exc.value.message == (
+        f"invalid domain format: {raw}: an IP address, not a name (route it as a network: 10.77.0.10/32)"
+    )
+    assert validate_domains(["123.456", "1.2.3", "10.77.0.10.example"]) == [
+        "123.456",
+        "1.2.3",
+        "10.77.0.10.example",
+    ]
+
+
+def test_one_trailing_dot_is_the_fully_qualified_form_and_is_not_stored() -> None:
+    assert validate_domains(["App.Example.COM.", "*.svc.example."]) == ["app.example.com", "*.svc.example"]
+    assert validate_domains([NAME_253 + "."]) == [NAME_253]
 
 
 # Labels whose middle characters include '_' (allowed in every label's middle by the reference
@@ -115,9 +139,8 @@ REJECTED = [
     LABEL_64 + ".com",
     "example." + LABEL_64,
     LABEL_64,
-    "example.com.",
-    NAME_253 + ".",
-    "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 62 + ".",  # the reference's "254+" case
+    "example.com..",
+    "..",
     "_example",  # final label may not start with '_'
     "example._com",
     "x_.com",  # a label may not end with '_'
@@ -133,7 +156,7 @@ def test_rejected_domain_has_invalid_format_message(raw: str) -> None:
     with pytest.raises(InvalidArgument) as exc:
         validate_domains([raw])
     assert exc.value.message == f"invalid domain format: {raw}"
-    assert exc.value.status == 422
+    assert http_status(exc.value) == 422
 
 
 def test_empty_list_message() -> None:
@@ -174,8 +197,15 @@ def test_processing_stops_at_first_bad_entry() -> None:
     assert exc.value.message == "invalid domain format: invalid,nbdomain.com"
 
 
-def test_order_and_duplicates_are_kept() -> None:
-    assert validate_domains(["B.com", "a.com", "b.com"]) == ["b.com", "a.com", "b.com"]
+def test_order_is_kept() -> None:
+    assert validate_domains(["B.com", "a.com", "c.com"]) == ["b.com", "a.com", "c.com"]
+
+
+def test_a_name_listed_twice_is_refused() -> None:
+    # The reference stores both; the second can never do anything.
+    with pytest.raises(InvalidArgument) as exc:
+        validate_domains(["B.com", "a.com", "b.com."])
+    assert exc.value.message == "domains list has b.com. more than once"
 
 
 def test_input_is_not_mutated() -> None:

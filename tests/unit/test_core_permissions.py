@@ -14,6 +14,7 @@ from meshroute.core.permissions import (
     module_permissions,
     require,
 )
+from meshroute.server.api.errors import http_status
 
 ACCOUNT = "acc-1"
 OPS = [Op.READ, Op.CREATE, Op.UPDATE, Op.DELETE]
@@ -61,7 +62,7 @@ def test_routes_matrix_require(role: Role, op: Op, ok: bool) -> None:
         with pytest.raises(PermissionDenied) as exc:
             require(user(role), ACCOUNT, "routes", op)
         assert exc.value.message == "permission denied"
-        assert exc.value.status == 403
+        assert http_status(exc.value) == 403
 
 
 # ---- service users ---------------------------------------------------------------------------
@@ -100,7 +101,7 @@ def test_blocked_user(role: Role, op: Op) -> None:
     with pytest.raises(PermissionDenied) as exc:
         require(user(role, blocked=True), ACCOUNT, "routes", op)
     assert exc.value.message == "failed to validate user permissions: user is blocked"
-    assert exc.value.status == 403
+    assert http_status(exc.value) == 403
 
 
 def test_blocked_service_user_cannot_even_read() -> None:
@@ -135,7 +136,7 @@ def test_unknown_user() -> None:
         require(None, ACCOUNT, "routes", Op.READ)
     assert exc.value.message.startswith("failed to validate user permissions: ")
     assert "not found" in exc.value.message
-    assert exc.value.status == 403
+    assert http_status(exc.value) == 403
 
 
 # ---- whole matrix per role ------------------------------------------------------------------
@@ -196,8 +197,9 @@ def test_auditor_reads_everything_writes_nothing(module: str, op: Op) -> None:
 
 @pytest.mark.parametrize("module", [*MODULES, "some_future_module"])
 @pytest.mark.parametrize("op", OPS)
-def test_user_may_do_nothing(module: str, op: Op) -> None:
-    assert not allowed(user(Role.USER), module, op)
+def test_user_may_do_nothing_but_manage_tokens(module: str, op: Op) -> None:
+    """NetBird's user role: every module denied except `pats` (their own tokens)."""
+    assert allowed(user(Role.USER), module, op) is (module == "pats")
 
 
 @pytest.mark.parametrize(
@@ -215,8 +217,15 @@ def test_dotted_sub_module_falls_back_to_parent(role: Role, module: str, op: Op,
     assert allowed(user(role), module, op) is ok
 
 
-def test_require_accepts_string_like_ops() -> None:
+def test_ops_from_their_names_decide_like_the_ops() -> None:
+    """Ops also arrive as names (the keys of `permissions.modules`): each names one Op, which
+    decides as that Op does, and an unknown name is no Op at all."""
+    assert [Op(op.value) for op in Op] == list(Op)
     require(user(Role.AUDITOR), ACCOUNT, "routes", Op("read"))
+    with pytest.raises(PermissionDenied):
+        require(user(Role.AUDITOR), ACCOUNT, "routes", Op("delete"))
+    with pytest.raises(ValueError):
+        Op("write")
 
 
 # ---- module_permissions ---------------------------------------------------------------------
@@ -244,12 +253,14 @@ def test_module_permissions_network_admin() -> None:
 
 def test_module_permissions_service_user_with_user_role() -> None:
     perms = module_permissions(user(Role.USER, service=True))
+    assert perms.pop("pats") == {"read": True, "create": True, "update": True, "delete": True}
     for ops in perms.values():
         assert ops == {"read": True, "create": False, "update": False, "delete": False}
 
 
 def test_module_permissions_plain_user() -> None:
     perms = module_permissions(user(Role.USER))
+    assert perms.pop("pats") == {"read": True, "create": True, "update": True, "delete": True}
     assert not any(v for ops in perms.values() for v in ops.values())
 
 

@@ -25,11 +25,13 @@ from meshroute.core.routes import (
     RouteContext,
     check_duplicates,
     check_request_shape,
+    check_served_once,
     event_meta,
     parse_network,
     same_destination,
     validate_route,
 )
+from meshroute.server.api.errors import http_status
 
 ACCOUNT = "testingAcc"
 PEER1, PEER2, PEER3, PEER4, PEER5 = (f"peer-{i}-id" for i in range(1, 6))
@@ -281,7 +283,7 @@ def test_parse_network_rejects(text: str) -> None:
     with pytest.raises(InvalidArgument) as exc:
         parse_network(text)
     assert exc.value.message == f"invalid network {text}"
-    assert exc.value.status == 422
+    assert http_status(exc.value) == 422
 
 
 def test_parse_network_34_message_exactly() -> None:
@@ -366,7 +368,7 @@ def expect_invalid(r: Route | None, acct: FakeAccount, message: str) -> InvalidA
     with pytest.raises(InvalidArgument) as exc:
         validate_route(r, acct)
     assert exc.value.message == message
-    assert exc.value.status == 422
+    assert http_status(exc.value) == 422
     return exc.value
 
 
@@ -773,7 +775,7 @@ def test_already_exists_maps_to_409(acct: FakeAccount) -> None:
     acct.create_init_routes()
     with pytest.raises(AlreadyExists) as exc:
         acct.create(network=EXISTING_NETWORK, peer=PEER5, groups=[RG1])
-    assert exc.value.status == 409
+    assert http_status(exc.value) == 409
 
 
 # =============================================================================================
@@ -1319,3 +1321,50 @@ def test_route_activity_codes() -> None:
     assert (activity.message(29), activity.string_code(29)) == ("Route updated", "route.update")
     assert activity.message(99999) == "UNKNOWN_ACTIVITY"
     assert activity.string_code(-5) == "UNKNOWN_ACTIVITY"
+
+
+# -- the duplicate rule after membership changes (issue 9) ---------------------------------------
+def _served_once(routes: list[Route], groups_of: dict[str, list[str]]) -> None:
+    check_served_once(routes, groups_of, "ctx", lambda pid: f"name-{pid}")
+
+
+def test_served_once_refuses_a_second_route_for_the_same_destination() -> None:
+    a = route(id="a", net_id="na", peer=PEER1)
+    b = route(id="b", net_id="nb", peer="", peer_groups=[RG2])
+    with pytest.raises(AlreadyExists) as exc:
+        _served_once([a, b], {PEER1: [RG2]})
+    assert exc.value.message == (
+        "ctx - peer name-peer-1-id would serve prefix 192.168.0.0/16 twice: "
+        "through route na (a) and route nb (b)"
+    )
+    _served_once([a, b], {PEER1: [RG3]})  # not in b's group
+    _served_once([a, b], {PEER2: [RG2]})  # another peer
+
+
+def test_served_once_counts_one_route_once_whatever_the_number_of_its_groups() -> None:
+    r = route(id="r", peer="", peer_groups=[RG1, RG2, RG1])
+    _served_once([r], {PEER1: [RG1, RG2]})
+
+
+def test_served_once_keeps_networks_and_domains_apart() -> None:
+    ip = route(id="ip", peer="", peer_groups=[RG1], network=DOMAIN_PLACEHOLDER)
+    dns = route(
+        id="dns",
+        peer="",
+        peer_groups=[RG2],
+        network=DOMAIN_PLACEHOLDER,
+        network_type=NetworkType.DOMAIN,
+        domains=["example.com"],
+    )
+    other = route(id="other", peer="", peer_groups=[RG3], network=net("10.0.0.0/8"))
+    _served_once([ip, dns, other], {PEER1: [RG1, RG2, RG3]})
+    twin = route(
+        id="twin",
+        peer="",
+        peer_groups=[RG4],
+        network=DOMAIN_PLACEHOLDER,
+        network_type=NetworkType.DOMAIN,
+        domains=["example.com"],
+    )
+    with pytest.raises(AlreadyExists, match=r"domains \[example.com\] twice"):
+        _served_once([ip, dns, twin], {PEER1: [RG2, RG4]})

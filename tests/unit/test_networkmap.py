@@ -1,4 +1,4 @@
-"""Network maps (reference §3, §1.6, §2.7, §5.4 under allow-all): scenarios and affected peers.
+"""Network maps (reference §3, §1.6, §2.7, §5.4 under allow-all): scenarios and the peers a change reaches.
 
 Every scenario runs through `World`, which keeps the account as plain lists, applies each batch of
 changes to an `AccountState` and checks, for every peer, that the delta applied to the previous map,
@@ -18,9 +18,9 @@ import pytest
 from meshroute.core.model import DOMAIN_PLACEHOLDER, Group, NetworkType, Peer, Route
 from meshroute.core.networkmap import (
     AccountState,
-    Change,
     GroupDeleted,
     GroupUpserted,
+    MapChange,
     MapDelta,
     MapPeer,
     MapRoute,
@@ -116,8 +116,7 @@ class World:
             pid, self.peers.values(), self.groups.values(), self.routes.values(), self.serial
         )
 
-    def step(self, *changes: Change) -> dict[str, MapDelta]:
-        affected = self.state.affected_peers(changes)
+    def step(self, *changes: MapChange) -> dict[str, MapDelta]:
         for c in changes:
             if isinstance(c, RouteUpserted):
                 self.routes[c.route.id] = c.route
@@ -133,6 +132,7 @@ class World:
                 self.peers.pop(c.peer_id, None)
         self.serial += 1
         deltas = self.state.apply(changes, self.serial)
+        affected = self.state.recomputed()
         assert set(deltas) <= affected
         assert affected <= set(self.peers)
         new_maps: dict[str, NetworkMap] = {}
@@ -518,8 +518,8 @@ def test_join_and_leave() -> None:
 def test_unchanged_wire_form_affects_nobody() -> None:
     w = World([make_peer(P1, 1), make_peer(P2, 2)], [], [])
     p = dataclasses.replace(make_peer(P1, 1), connected=True, last_seen=NOW, version="0.30.0")
-    assert w.state.affected_peers([PeerUpserted(p)]) == set()
     assert w.step(PeerUpserted(p)) == {}
+    assert w.state.recomputed() == set()
     assert w.step() == {}
 
 
@@ -570,48 +570,49 @@ def account() -> World:
 
 def test_route_with_empty_groups_affects_nobody(account: World) -> None:
     r = make_route("r", "100.65.250.202/32", peer_groups=["groupA"], groups=["groupA"])
-    assert account.state.affected_peers([RouteUpserted(r)]) == set()
     assert account.step(RouteUpserted(r)) == {}
+    assert account.state.recomputed() == set()
 
 
 def test_route_of_unrelated_group_does_not_touch_peer1(account: World) -> None:
     r = make_route("r", "192.0.2.0/32", peer_groups=["routeGroup3"], groups=["routeGroup3"])
-    assert account.state.affected_peers([RouteUpserted(r)]) == {P5}
     assert set(account.step(RouteUpserted(r))) == {P5}
+    assert account.state.recomputed() == {P5}
 
 
 def test_route_create_update_delete_affect_its_peers(account: World) -> None:
     r = make_route("r", peer=P1, groups=["routeGroup1"])
-    assert account.state.affected_peers([RouteUpserted(r)]) == {P1}
     assert set(account.step(RouteUpserted(r))) == {P1}
+    assert account.state.recomputed() == {P1}
     r2 = make_route("r", peer=P1, groups=["routeGroup1", "routeGroup2"])
-    assert account.state.affected_peers([RouteUpserted(r2)]) == {P1, P2}
     assert set(account.step(RouteUpserted(r2))) == {P1, P2}
-    assert account.state.affected_peers([RouteDeleted("r")]) == {P1, P2}
+    assert account.state.recomputed() == {P1, P2}
     assert set(account.step(RouteDeleted("r"))) == {P1, P2}
-    assert account.state.affected_peers([RouteDeleted("r")]) == set()
+    assert account.state.recomputed() == {P1, P2}
+    assert account.step(RouteDeleted("r")) == {}
+    assert account.state.recomputed() == set()
 
 
 def test_route_change_affects_acg_members_too(account: World) -> None:
     """§2.7 folds in the access-control groups; their members' maps do not change, so no delta."""
     r = make_route("r", peer=P1, groups=["routeGroup1"], acgs=["routeGroup2"])
-    assert account.state.affected_peers([RouteUpserted(r)]) == {P1, P2}
     assert set(account.step(RouteUpserted(r))) == {P1}
+    assert account.state.recomputed() == {P1, P2}
 
 
 def test_group_update_makes_peer1_a_routing_peer(account: World) -> None:
     account.step(RouteUpserted(make_route("r", peer_groups=["groupB"], groups=["routeGroup1"])))
     change = GroupUpserted(make_group("groupB", P1))
-    assert P1 in account.state.affected_peers([change])
     assert P1 in account.step(change)
+    assert P1 in account.state.recomputed()
 
 
 def test_group_update_makes_peer1_a_distribution_peer(account: World) -> None:
     account.step(GroupUpserted(make_group("groupB", P2)))
     account.step(RouteUpserted(make_route("r", peer_groups=["groupB"], groups=["groupC"])))
     change = GroupUpserted(make_group("groupC", P1))
-    assert account.state.affected_peers([change]) == {P1, P2}  # P2: its rule sources
     d = account.step(change)
+    assert account.state.recomputed() == {P1, P2}  # P2: its rule sources
     assert account.route_ids(P1) == ["r:peer2"]
     assert d[P2].rules == (RouteFirewallRule("r:peer2", "192.168.0.0/16", src(1)),)
 
@@ -633,35 +634,40 @@ def test_group_change_folds_to_the_opposite_side() -> None:
         [make_group("g0", "peer0"), make_group("g1", "peer1"), make_group("g2", "peer2")],
         [make_route("r", peer_groups=["g0"], groups=["g1"], acgs=["g2"])],
     )
+
+    def recomputed(*changes: MapChange) -> set[str]:
+        """The peers a change makes the engine look at (applied to a copy of the world)."""
+        copy = World(w.peers.values(), w.groups.values(), w.routes.values())
+        copy.step(*changes)
+        return copy.state.recomputed()
+
     # a new routing peer: itself and the distribution side
-    assert w.state.affected_peers([GroupUpserted(make_group("g0", "peer0", "peer3"))]) == {"peer1", "peer3"}
+    assert recomputed(GroupUpserted(make_group("g0", "peer0", "peer3"))) == {"peer1", "peer3"}
     # a new ACG member: itself and the routing side
-    assert w.state.affected_peers([GroupUpserted(make_group("g2", "peer2", "peer4"))]) == {"peer0", "peer4"}
+    assert recomputed(GroupUpserted(make_group("g2", "peer2", "peer4"))) == {"peer0", "peer4"}
     # a new distribution member: itself and the routing side
-    assert w.state.affected_peers([GroupUpserted(make_group("g1", "peer1", "peer4"))]) == {"peer0", "peer4"}
+    assert recomputed(GroupUpserted(make_group("g1", "peer1", "peer4"))) == {"peer0", "peer4"}
     # single-peer route: a change on the distribution side reaches the routing peer
     w.step(RouteUpserted(make_route("s", "10.9.0.0/16", net_id="s", peer="peer4", groups=["g1"])))
-    assert w.state.affected_peers([GroupUpserted(make_group("g1"))]) == {"peer0", "peer1", "peer4"}
+    assert recomputed(GroupUpserted(make_group("g1"))) == {"peer0", "peer1", "peer4"}
     w.step(GroupUpserted(make_group("g1")))
     assert w.route_ids("peer1") == []
     w.step(GroupDeleted("g2"), GroupDeleted("g0"))
     assert w.map("peer0").routes == ()
 
 
-def test_affected_peers_leaves_the_state_unchanged() -> None:
+def test_a_mixed_batch_recomputes_the_peers_it_reaches() -> None:
     w = World(
         [make_peer(P1, 1), make_peer(P2, 2), make_peer(P3, 3)],
         [make_group("r", P1), make_group("d", P2, P3)],
         [make_route("x", peer_groups=["r"], groups=["d"], acgs=["d"])],
     )
-    changes: list[Change] = [
+    changes: list[MapChange] = [
         PeerUpserted(make_peer(P1, 1, key="k2")),
         GroupUpserted(make_group("r", P1, P3)),
         RouteUpserted(make_route("x", "10.0.0.0/8", peer_groups=["r"], groups=["d"])),
         PeerDeleted(P2),
         PeerUpserted(make_peer(P4, 4)),
     ]
-    assert w.state.affected_peers(changes) == {P1, P3, P4}
-    for p in (P1, P2, P3):
-        assert w.state.network_map(p) == w.map(p)
     w.step(*changes)
+    assert w.state.recomputed() == {P1, P3, P4}

@@ -3,7 +3,7 @@ the maps the oracle computes from scratch, and peers left out of a step's deltas
 
 `World.step` (test_networkmap.py) does the checking after every batch: for every peer,
 apply_delta(previous map, delta) == AccountState.network_map(peer) == compute_network_map(...), peers
-without a delta have an unchanged map, and the returned peers are within affected_peers().
+without a delta have an unchanged map, and the returned peers are within the peers the engine recomputed.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from meshroute.core.model import DOMAIN_PLACEHOLDER, Group, NetworkType, Peer, Route
 from meshroute.core.networkmap import (
-    Change,
     GroupDeleted,
     GroupUpserted,
+    MapChange,
     PeerDeleted,
     PeerUpserted,
     RouteDeleted,
@@ -103,7 +103,7 @@ def draw_route(data: st.DataObject, rid: str, peer_ids: list[str], group_ids: li
     )
 
 
-def draw_change(data: st.DataObject, w: World, ids: Ids) -> Change:
+def draw_change(data: st.DataObject, w: World, ids: Ids) -> MapChange:
     peer_ids = sorted(w.peers)
     group_ids = sorted(w.groups)
     route_ids = sorted(w.routes)

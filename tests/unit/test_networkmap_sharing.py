@@ -11,7 +11,7 @@ import dataclasses
 import pytest
 
 from meshroute.core.networkmap import GroupDeleted, GroupUpserted, PeerUpserted, RouteDeleted, RouteUpserted
-from meshroute.core.networkmap import state as state_module
+from meshroute.core.networkmap import expansion as expansion_module
 from tests.unit.test_networkmap import P1, P2, P3, P4, P5, World, make_group, make_peer, make_route, src
 
 PEERS = (P1, P2, P3, P4, P5)
@@ -85,7 +85,7 @@ def test_rule_changes_with_any_route_id(rid: str) -> None:
 def test_received_entries_cache_bound_and_invalidation(monkeypatch: pytest.MonkeyPatch) -> None:
     """The sorted received entries of full maps are cached per selection; a bound smaller than one
     entry evicts on every map, and any change of a route's entries drops what contains it."""
-    monkeypatch.setattr(state_module, "_RECV_CACHE_MAX_ENTRIES", 1)
+    monkeypatch.setattr(expansion_module, "RECV_CACHE_MAX_ENTRIES", 1)
     w = World(
         [make_peer(p, i) for i, p in enumerate(PEERS, start=1)],
         [make_group("ha", P1, P2), make_group("all", *PEERS), make_group("few", P3)],

@@ -63,7 +63,7 @@ def _delta(serial: int, prev: int, **kw: Any) -> Any:
 
 
 async def _collect(client: PeerClient) -> list[NetworkMap]:
-    return [m async for m, _ in client.maps()]
+    return [u.map async for u in client.maps()]
 
 
 def test_full_map_then_deltas_build_the_map() -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+# The initiator of what the system does on its own (an owner token issued offline), as NetBird.
+SYSTEM_USER = "sys"
+
 
 class Activity(IntEnum):
     PEER_ADDED_BY_USER = 0

@@ -1,4 +1,5 @@
-"""Typed errors, defined once; the API maps each kind to an HTTP status in one place."""
+"""Typed errors, defined once and free of any transport: each transport maps them to its own
+codes in one table (HTTP: `server.api.errors`, gRPC: `server.sync.errors`)."""
 
 from __future__ import annotations
 
@@ -6,40 +7,48 @@ from __future__ import annotations
 class MeshrouteError(Exception):
     """Base of every domain error. `message` is what the user sees."""
 
-    status = 500
-
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
 class InvalidArgument(MeshrouteError):
-    status = 422
+    """The request names or holds something that breaks a rule (a value out of range, a group
+    that does not exist)."""
 
 
 class BadRequest(MeshrouteError):
-    status = 400
+    """The request cannot be understood (unparsable body), or an action the reference refuses
+    as a bad request (deleting a group still in use)."""
 
 
 class Unauthorized(MeshrouteError):
-    status = 401
+    """The caller could not be authenticated."""
 
 
 class PermissionDenied(MeshrouteError):
-    status = 403
+    """The caller is known but may not do this."""
 
 
 class NotFound(MeshrouteError):
-    status = 404
+    pass
 
 
 class AlreadyExists(MeshrouteError):
-    status = 409
+    pass
 
 
 class PreconditionFailed(MeshrouteError):
-    status = 412
+    """The request is fine but the state does not allow it now (the routing peer of a route)."""
 
 
 class Internal(MeshrouteError):
-    status = 500
+    pass
+
+
+class TooManyRequests(MeshrouteError):
+    """Too many failed attempts from one source; `retry_after` is in whole seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

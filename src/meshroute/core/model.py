@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum, StrEnum
@@ -16,6 +17,21 @@ MIN_METRIC = 1
 MAX_METRIC = 9999
 MAX_NET_ID_CHARS = 40
 ALL_GROUP_NAME = "All"
+
+
+def net_string(network_type: int, network: str | None, domains: Sequence[str]) -> str:
+    """A route's destination as people read it: the prefix, or the domains (NetBird's NetString)."""
+    from meshroute.core.domains import safe_string
+
+    if network_type == NetworkType.DOMAIN and domains:
+        return safe_string(domains)
+    return network if network is not None else "invalid Prefix"
+
+
+def ha_unique_id(net_id: str, net_str: str) -> str:
+    """`NetID|NetString`: the routes a client receives with the same ID are one HA group. The server
+    (`Route.ha_unique_id`) and the agent (`MapRoute.ha_id`) both call this one function."""
+    return f"{net_id}|{net_str}"
 
 
 class NetworkType(IntEnum):
@@ -78,6 +94,21 @@ class PersonalAccessToken:
     created_by: str
     created_at: datetime
     last_used: datetime | None = None
+
+
+@dataclass(slots=True)
+class WebSession:
+    """A dashboard sign-in: what a session cookie stands for. The cookie's value is never stored,
+    only its hash (`id_hash`); the session lives no longer than the token it was opened with."""
+
+    id_hash: str
+    account_id: str
+    user_id: str
+    token_id: str  # the personal access token signed in with: deleting it ends the session
+    csrf: str  # the session's form token (every form of the dashboard carries it)
+    created_at: datetime
+    last_seen: datetime
+    expires_at: datetime
 
 
 @dataclass(slots=True)
@@ -176,15 +207,13 @@ class Route:
         return self.network_type == NetworkType.DOMAIN
 
     def net_string(self) -> str:
-        from meshroute.core.domains import safe_string
-
-        if self.is_dynamic and self.domains:
-            return safe_string(self.domains)
-        return str(self.network) if self.network is not None else "invalid Prefix"
+        return net_string(
+            self.network_type, str(self.network) if self.network is not None else None, self.domains
+        )
 
     def ha_unique_id(self) -> str:
         """Routes sharing this ID form one high-availability group on a client."""
-        return f"{self.net_id}|{self.net_string()}"
+        return ha_unique_id(self.net_id, self.net_string())
 
 
 @dataclass(slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from meshroute.core.errors import PermissionDenied
+from meshroute.core.errors import NotFound, PermissionDenied
 from meshroute.core.model import Role, User
 
 
@@ -48,7 +48,9 @@ _EXPLICIT: dict[Role, dict[str, frozenset[Op]]] = {
         },
     },
     Role.AUDITOR: {},
-    Role.USER: {},
+    # Regular users manage their own tokens (NetBird's user role); whose tokens one may touch
+    # is decided per token owner (services.users), not here.
+    Role.USER: {"pats": _ALL},
 }
 _DEFAULT: dict[Role, frozenset[Op]] = {
     Role.OWNER: _ALL,
@@ -57,8 +59,6 @@ _DEFAULT: dict[Role, frozenset[Op]] = {
     Role.AUDITOR: _READ,
     Role.USER: _NONE,
 }
-
-SYSTEM_USER = "sys"
 
 
 def allowed(user: User, module: str, op: Op) -> bool:
@@ -87,3 +87,15 @@ def module_permissions(user: User) -> dict[str, dict[str, bool]]:
 
 def is_admin_powered(user: User) -> bool:
     return user.role in (Role.OWNER, Role.ADMIN)
+
+
+def token_owner(initiator: User | None, target: User | None, account_id: str, op: Op) -> User:
+    """The user whose tokens `initiator` may `op`: themselves, or a service user for an admin."""
+    if target is None or target.account_id != account_id:
+        raise NotFound("user not found")
+    if initiator is None or (
+        initiator.id != target.id and not (is_admin_powered(initiator) and target.is_service_user)
+    ):
+        raise PermissionDenied("admin role required to perform this action")
+    require(initiator, account_id, "pats", op)
+    return target

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from meshroute.core.domains import punycode_string, safe_string
 from meshroute.core.errors import AlreadyExists, InvalidArgument
+from meshroute.core.limits import MAX_GROUP_IDS, check_count
 from meshroute.core.model import (
     DOMAIN_PLACEHOLDER,
     MAX_METRIC,
@@ -64,6 +66,12 @@ def validate_route(route: Route | None, ctx: RouteContext) -> Route:
     """Every manager-side check in the reference's order; sets the domain placeholder."""
     if route is None:
         raise InvalidArgument("route provided is nil")
+    for ids, what in (
+        (route.groups, "groups"),
+        (route.peer_groups, "peer_groups"),
+        (route.access_control_groups, "access_control_groups"),
+    ):
+        check_count(ids, what, MAX_GROUP_IDS)
     if not MIN_METRIC <= route.metric <= MAX_METRIC:
         raise InvalidArgument(f"metric should be between {MIN_METRIC} and {MAX_METRIC}")
     if not route.net_id or len(route.net_id) > MAX_NET_ID_CHARS:
@@ -142,6 +150,50 @@ def check_duplicates(route: Route, ctx: RouteContext) -> None:
                     raise InvalidArgument(f"peer with ID {pid} not found")
                 raise AlreadyExists(
                     f"{prefix} - peer {peer.name} from the group {group.name} already has this route"
+                )
+
+
+def destination(route: Route) -> tuple[str, str] | None:
+    """What a peer may serve only once, as a key: equal keys <=> `same_destination`."""
+    if route.is_dynamic:
+        return ("domains", punycode_string(route.domains)) if route.domains else None
+    return ("prefix", str(route.network)) if route.network is not None else None
+
+
+def check_served_once(
+    routes: Iterable[Route],
+    groups_of: Mapping[str, Collection[str]],
+    context: str,
+    peer_name: Callable[[str], str],
+) -> None:
+    """The duplicate rule after a change of group membership (a group update, a peer joining
+    with a setup key's auto-groups): every peer of `groups_of` (peer ID -> all the groups it is
+    in after the change) serves each destination through at most one route.
+
+    `check_duplicates` guards route saves; without this, a route's peer group could gain a member
+    that already serves the destination through another route, which the route save refused.
+    """
+    ordered = list(routes)  # the order in which the message names two routes
+    direct: dict[str, list[int]] = {}
+    via_group: dict[str, list[int]] = {}
+    for i, r in enumerate(ordered):
+        if r.peer:
+            direct.setdefault(r.peer, []).append(i)
+        for gid in dict.fromkeys(r.peer_groups):
+            via_group.setdefault(gid, []).append(i)
+    for pid, groups in groups_of.items():
+        served: dict[tuple[str, str], Route] = {}
+        found = itertools.chain(direct.get(pid, ()), *(via_group.get(g, ()) for g in groups))
+        for r in (ordered[i] for i in sorted(set(found))):
+            key = destination(r)
+            if key is None:
+                continue
+            first = served.setdefault(key, r)
+            if first.id != r.id:
+                what = f"domains [{safe_string(r.domains)}]" if r.domains else f"prefix {r.network}"
+                raise AlreadyExists(
+                    f"{context} - peer {peer_name(pid)} would serve {what} twice: "
+                    f"through route {first.net_id} ({first.id}) and route {r.net_id} ({r.id})"
                 )
 
 

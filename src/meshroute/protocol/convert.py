@@ -6,6 +6,7 @@ import functools
 from typing import Any
 
 from meshroute.core.networkmap.types import MapDelta, MapPeer, MapRoute, NetworkMap, RouteFirewallRule
+from meshroute.core.status import RequirementCheck, RouteState, RouteUse, StatusReport
 from meshroute.protocol import meshroute_pb2 as pb
 
 
@@ -17,6 +18,7 @@ def peer_to_pb(p: MapPeer) -> Any:
         ipv6=p.ipv6 or "",
         dns_label=p.dns_label,
         endpoints=list(p.endpoints),
+        name=p.name,
     )
 
 
@@ -26,7 +28,7 @@ def peer_from_pb(p: Any) -> MapPeer:
         key=p.wg_public_key,
         ip=p.ip,
         ipv6=p.ipv6 or None,
-        name=p.dns_label,
+        name=p.name,
         dns_label=p.dns_label,
         endpoints=tuple(p.endpoints),
     )
@@ -41,12 +43,13 @@ def self_to_pb(p: MapPeer, network: str = "", network_v6: str = "") -> Any:
         dns_label=p.dns_label,
         network=network,
         network_v6=network_v6,
+        name=p.name,
     )
 
 
 def self_from_pb(p: Any) -> MapPeer:
     return MapPeer(
-        id=p.id, key=p.wg_public_key, ip=p.ip, ipv6=p.ipv6 or None, name=p.dns_label, dns_label=p.dns_label
+        id=p.id, key=p.wg_public_key, ip=p.ip, ipv6=p.ipv6 or None, name=p.name, dns_label=p.dns_label
     )
 
 
@@ -63,6 +66,7 @@ def route_to_pb(r: MapRoute) -> Any:
         masquerade=r.masquerade,
         keep_route=r.keep_route,
         skip_auto_apply=r.skip_auto_apply,
+        ha_id=r.ha_id,
     )
 
 
@@ -79,6 +83,7 @@ def route_from_pb(r: Any) -> MapRoute:
         masquerade=r.masquerade,
         keep_route=r.keep_route,
         skip_auto_apply=r.skip_auto_apply,
+        ha=r.ha_id,
     )
 
 
@@ -237,3 +242,30 @@ def _peer_json(p: MapPeer) -> dict[str, Any]:
         "dns_label": p.dns_label,
         "endpoints": list(p.endpoints),
     }
+
+
+def status_to_pb(report: StatusReport) -> Any:
+    return pb.StatusReport(
+        routes=[
+            pb.RouteUse(
+                ha_id=u.ha_id,
+                route_ids=list(u.route_ids),
+                routing_peer_id=u.routing_peer_id,
+                state=u.state.value,
+                learned=u.learned,
+            )
+            for u in report.routes
+        ],
+        checks=[pb.RequirementCheck(name=c.name, ok=c.ok, detail=c.detail) for c in report.checks],
+    )
+
+
+def status_from_pb(msg: Any) -> StatusReport:
+    """ValueError for a state this version does not know."""
+    return StatusReport(
+        routes=tuple(
+            RouteUse(u.ha_id, tuple(u.route_ids), u.routing_peer_id, RouteState(u.state), u.learned)
+            for u in msg.routes
+        ),
+        checks=tuple(RequirementCheck(c.name, c.ok, c.detail) for c in msg.checks),
+    )

@@ -1,15 +1,13 @@
-from collections.abc import Iterable as _Iterable
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
-
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from google.protobuf.internal import containers as _containers
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PeerMeta(_message.Message):
-    __slots__ = ("agent_version", "endpoints", "hostname", "ipv6", "kernel_version", "os")
+    __slots__ = ("hostname", "os", "kernel_version", "agent_version", "endpoints", "ipv6")
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     OS_FIELD_NUMBER: _ClassVar[int]
     KERNEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -22,33 +20,20 @@ class PeerMeta(_message.Message):
     agent_version: str
     endpoints: _containers.RepeatedScalarFieldContainer[str]
     ipv6: bool
-    def __init__(
-        self,
-        hostname: str | None = ...,
-        os: str | None = ...,
-        kernel_version: str | None = ...,
-        agent_version: str | None = ...,
-        endpoints: _Iterable[str] | None = ...,
-        ipv6: bool | None = ...,
-    ) -> None: ...
+    def __init__(self, hostname: _Optional[str] = ..., os: _Optional[str] = ..., kernel_version: _Optional[str] = ..., agent_version: _Optional[str] = ..., endpoints: _Optional[_Iterable[str]] = ..., ipv6: _Optional[bool] = ...) -> None: ...
 
 class LoginRequest(_message.Message):
-    __slots__ = ("meta", "setup_key", "wg_public_key")
+    __slots__ = ("wg_public_key", "setup_key", "meta")
     WG_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     SETUP_KEY_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
     wg_public_key: str
     setup_key: str
     meta: PeerMeta
-    def __init__(
-        self,
-        wg_public_key: str | None = ...,
-        setup_key: str | None = ...,
-        meta: PeerMeta | _Mapping | None = ...,
-    ) -> None: ...
+    def __init__(self, wg_public_key: _Optional[str] = ..., setup_key: _Optional[str] = ..., meta: _Optional[_Union[PeerMeta, _Mapping]] = ...) -> None: ...
 
 class LoginResponse(_message.Message):
-    __slots__ = ("account_id", "credential", "ip", "ipv6", "peer_id", "serial")
+    __slots__ = ("peer_id", "credential", "ip", "ipv6", "account_id", "serial")
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     IP_FIELD_NUMBER: _ClassVar[int]
@@ -61,60 +46,34 @@ class LoginResponse(_message.Message):
     ipv6: str
     account_id: str
     serial: int
-    def __init__(
-        self,
-        peer_id: str | None = ...,
-        credential: str | None = ...,
-        ip: str | None = ...,
-        ipv6: str | None = ...,
-        account_id: str | None = ...,
-        serial: int | None = ...,
-    ) -> None: ...
+    def __init__(self, peer_id: _Optional[str] = ..., credential: _Optional[str] = ..., ip: _Optional[str] = ..., ipv6: _Optional[str] = ..., account_id: _Optional[str] = ..., serial: _Optional[int] = ...) -> None: ...
 
 class SyncRequest(_message.Message):
     __slots__ = ("known_serial",)
     KNOWN_SERIAL_FIELD_NUMBER: _ClassVar[int]
     known_serial: int
-    def __init__(self, known_serial: int | None = ...) -> None: ...
+    def __init__(self, known_serial: _Optional[int] = ...) -> None: ...
 
 class RemotePeer(_message.Message):
-    __slots__ = ("dns_label", "endpoints", "id", "ip", "ipv6", "wg_public_key")
+    __slots__ = ("id", "wg_public_key", "ip", "ipv6", "dns_label", "endpoints", "name")
     ID_FIELD_NUMBER: _ClassVar[int]
     WG_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     IP_FIELD_NUMBER: _ClassVar[int]
     IPV6_FIELD_NUMBER: _ClassVar[int]
     DNS_LABEL_FIELD_NUMBER: _ClassVar[int]
     ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     id: str
     wg_public_key: str
     ip: str
     ipv6: str
     dns_label: str
     endpoints: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(
-        self,
-        id: str | None = ...,
-        wg_public_key: str | None = ...,
-        ip: str | None = ...,
-        ipv6: str | None = ...,
-        dns_label: str | None = ...,
-        endpoints: _Iterable[str] | None = ...,
-    ) -> None: ...
+    name: str
+    def __init__(self, id: _Optional[str] = ..., wg_public_key: _Optional[str] = ..., ip: _Optional[str] = ..., ipv6: _Optional[str] = ..., dns_label: _Optional[str] = ..., endpoints: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ...) -> None: ...
 
 class Route(_message.Message):
-    __slots__ = (
-        "domains",
-        "id",
-        "keep_route",
-        "masquerade",
-        "metric",
-        "net_id",
-        "network",
-        "network_type",
-        "peer_id",
-        "peer_key",
-        "skip_auto_apply",
-    )
+    __slots__ = ("id", "net_id", "network", "domains", "network_type", "peer_key", "peer_id", "metric", "masquerade", "keep_route", "skip_auto_apply", "ha_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     NET_ID_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +85,7 @@ class Route(_message.Message):
     MASQUERADE_FIELD_NUMBER: _ClassVar[int]
     KEEP_ROUTE_FIELD_NUMBER: _ClassVar[int]
     SKIP_AUTO_APPLY_FIELD_NUMBER: _ClassVar[int]
+    HA_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     net_id: str
     network: str
@@ -137,23 +97,11 @@ class Route(_message.Message):
     masquerade: bool
     keep_route: bool
     skip_auto_apply: bool
-    def __init__(
-        self,
-        id: str | None = ...,
-        net_id: str | None = ...,
-        network: str | None = ...,
-        domains: _Iterable[str] | None = ...,
-        network_type: int | None = ...,
-        peer_key: str | None = ...,
-        peer_id: str | None = ...,
-        metric: int | None = ...,
-        masquerade: bool | None = ...,
-        keep_route: bool | None = ...,
-        skip_auto_apply: bool | None = ...,
-    ) -> None: ...
+    ha_id: str
+    def __init__(self, id: _Optional[str] = ..., net_id: _Optional[str] = ..., network: _Optional[str] = ..., domains: _Optional[_Iterable[str]] = ..., network_type: _Optional[int] = ..., peer_key: _Optional[str] = ..., peer_id: _Optional[str] = ..., metric: _Optional[int] = ..., masquerade: _Optional[bool] = ..., keep_route: _Optional[bool] = ..., skip_auto_apply: _Optional[bool] = ..., ha_id: _Optional[str] = ...) -> None: ...
 
 class FirewallRule(_message.Message):
-    __slots__ = ("action", "destination", "domains", "is_dynamic", "protocol", "route_id", "sources")
+    __slots__ = ("route_id", "sources", "destination", "domains", "is_dynamic", "action", "protocol")
     ROUTE_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     DESTINATION_FIELD_NUMBER: _ClassVar[int]
@@ -168,19 +116,10 @@ class FirewallRule(_message.Message):
     is_dynamic: bool
     action: str
     protocol: str
-    def __init__(
-        self,
-        route_id: str | None = ...,
-        sources: _Iterable[str] | None = ...,
-        destination: str | None = ...,
-        domains: _Iterable[str] | None = ...,
-        is_dynamic: bool | None = ...,
-        action: str | None = ...,
-        protocol: str | None = ...,
-    ) -> None: ...
+    def __init__(self, route_id: _Optional[str] = ..., sources: _Optional[_Iterable[str]] = ..., destination: _Optional[str] = ..., domains: _Optional[_Iterable[str]] = ..., is_dynamic: _Optional[bool] = ..., action: _Optional[str] = ..., protocol: _Optional[str] = ...) -> None: ...
 
 class SelfConfig(_message.Message):
-    __slots__ = ("dns_label", "id", "ip", "ipv6", "network", "network_v6", "wg_public_key")
+    __slots__ = ("id", "wg_public_key", "ip", "ipv6", "dns_label", "network", "network_v6", "name")
     ID_FIELD_NUMBER: _ClassVar[int]
     WG_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     IP_FIELD_NUMBER: _ClassVar[int]
@@ -188,6 +127,7 @@ class SelfConfig(_message.Message):
     DNS_LABEL_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     NETWORK_V6_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     id: str
     wg_public_key: str
     ip: str
@@ -195,19 +135,11 @@ class SelfConfig(_message.Message):
     dns_label: str
     network: str
     network_v6: str
-    def __init__(
-        self,
-        id: str | None = ...,
-        wg_public_key: str | None = ...,
-        ip: str | None = ...,
-        ipv6: str | None = ...,
-        dns_label: str | None = ...,
-        network: str | None = ...,
-        network_v6: str | None = ...,
-    ) -> None: ...
+    name: str
+    def __init__(self, id: _Optional[str] = ..., wg_public_key: _Optional[str] = ..., ip: _Optional[str] = ..., ipv6: _Optional[str] = ..., dns_label: _Optional[str] = ..., network: _Optional[str] = ..., network_v6: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class NetworkMap(_message.Message):
-    __slots__ = ("peers", "routes", "rules", "self", "serial")
+    __slots__ = ("serial", "self", "peers", "routes", "rules")
     SERIAL_FIELD_NUMBER: _ClassVar[int]
     SELF_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
@@ -218,27 +150,10 @@ class NetworkMap(_message.Message):
     peers: _containers.RepeatedCompositeFieldContainer[RemotePeer]
     routes: _containers.RepeatedCompositeFieldContainer[Route]
     rules: _containers.RepeatedCompositeFieldContainer[FirewallRule]
-    def __init__(
-        self_,
-        serial: int | None = ...,
-        self: SelfConfig | _Mapping | None = ...,
-        peers: _Iterable[RemotePeer | _Mapping] | None = ...,
-        routes: _Iterable[Route | _Mapping] | None = ...,
-        rules: _Iterable[FirewallRule | _Mapping] | None = ...,
-    ) -> None: ...
+    def __init__(self_, serial: _Optional[int] = ..., self: _Optional[_Union[SelfConfig, _Mapping]] = ..., peers: _Optional[_Iterable[_Union[RemotePeer, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., rules: _Optional[_Iterable[_Union[FirewallRule, _Mapping]]] = ...) -> None: ...
 
 class MapDelta(_message.Message):
-    __slots__ = (
-        "peers_removed",
-        "peers_upserted",
-        "prev_serial",
-        "routes_removed",
-        "routes_upserted",
-        "rules",
-        "rules_changed",
-        "self",
-        "serial",
-    )
+    __slots__ = ("serial", "self", "peers_upserted", "peers_removed", "routes_upserted", "routes_removed", "rules_changed", "rules", "prev_serial")
     SERIAL_FIELD_NUMBER: _ClassVar[int]
     SELF_FIELD_NUMBER: _ClassVar[int]
     PEERS_UPSERTED_FIELD_NUMBER: _ClassVar[int]
@@ -257,25 +172,48 @@ class MapDelta(_message.Message):
     rules_changed: bool
     rules: _containers.RepeatedCompositeFieldContainer[FirewallRule]
     prev_serial: int
-    def __init__(
-        self_,
-        serial: int | None = ...,
-        self: SelfConfig | _Mapping | None = ...,
-        peers_upserted: _Iterable[RemotePeer | _Mapping] | None = ...,
-        peers_removed: _Iterable[str] | None = ...,
-        routes_upserted: _Iterable[Route | _Mapping] | None = ...,
-        routes_removed: _Iterable[str] | None = ...,
-        rules_changed: bool | None = ...,
-        rules: _Iterable[FirewallRule | _Mapping] | None = ...,
-        prev_serial: int | None = ...,
-    ) -> None: ...
+    def __init__(self_, serial: _Optional[int] = ..., self: _Optional[_Union[SelfConfig, _Mapping]] = ..., peers_upserted: _Optional[_Iterable[_Union[RemotePeer, _Mapping]]] = ..., peers_removed: _Optional[_Iterable[str]] = ..., routes_upserted: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., routes_removed: _Optional[_Iterable[str]] = ..., rules_changed: _Optional[bool] = ..., rules: _Optional[_Iterable[_Union[FirewallRule, _Mapping]]] = ..., prev_serial: _Optional[int] = ...) -> None: ...
 
 class SyncResponse(_message.Message):
-    __slots__ = ("delta", "full")
+    __slots__ = ("full", "delta")
     FULL_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     full: NetworkMap
     delta: MapDelta
-    def __init__(
-        self, full: NetworkMap | _Mapping | None = ..., delta: MapDelta | _Mapping | None = ...
-    ) -> None: ...
+    def __init__(self, full: _Optional[_Union[NetworkMap, _Mapping]] = ..., delta: _Optional[_Union[MapDelta, _Mapping]] = ...) -> None: ...
+
+class RouteUse(_message.Message):
+    __slots__ = ("ha_id", "route_ids", "routing_peer_id", "state", "learned")
+    HA_ID_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_IDS_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LEARNED_FIELD_NUMBER: _ClassVar[int]
+    ha_id: str
+    route_ids: _containers.RepeatedScalarFieldContainer[str]
+    routing_peer_id: str
+    state: str
+    learned: int
+    def __init__(self, ha_id: _Optional[str] = ..., route_ids: _Optional[_Iterable[str]] = ..., routing_peer_id: _Optional[str] = ..., state: _Optional[str] = ..., learned: _Optional[int] = ...) -> None: ...
+
+class RequirementCheck(_message.Message):
+    __slots__ = ("name", "ok", "detail")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    ok: bool
+    detail: str
+    def __init__(self, name: _Optional[str] = ..., ok: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class StatusReport(_message.Message):
+    __slots__ = ("routes", "checks")
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    routes: _containers.RepeatedCompositeFieldContainer[RouteUse]
+    checks: _containers.RepeatedCompositeFieldContainer[RequirementCheck]
+    def __init__(self, routes: _Optional[_Iterable[_Union[RouteUse, _Mapping]]] = ..., checks: _Optional[_Iterable[_Union[RequirementCheck, _Mapping]]] = ...) -> None: ...
+
+class StatusAck(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

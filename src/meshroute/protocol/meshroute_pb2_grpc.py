@@ -44,6 +44,11 @@ class ManagementStub:
                 request_serializer=meshroute__pb2.SyncRequest.SerializeToString,
                 response_deserializer=meshroute__pb2.SyncResponse.FromString,
                 _registered_method=True)
+        self.ReportStatus = channel.unary_unary(
+                '/meshroute.v1.Management/ReportStatus',
+                request_serializer=meshroute__pb2.StatusReport.SerializeToString,
+                response_deserializer=meshroute__pb2.StatusAck.FromString,
+                _registered_method=True)
 
 
 class ManagementServicer:
@@ -63,6 +68,15 @@ class ManagementServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportStatus(self, request, context):
+        """What the agent does with its routes: the routing peer it uses for each HA group, and, on a
+        routing peer, its requirement checks. Sent when they change and every minute; the last report
+        replaces the one before.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ManagementServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +89,11 @@ def add_ManagementServicer_to_server(servicer, server):
                     servicer.Sync,
                     request_deserializer=meshroute__pb2.SyncRequest.FromString,
                     response_serializer=meshroute__pb2.SyncResponse.SerializeToString,
+            ),
+            'ReportStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportStatus,
+                    request_deserializer=meshroute__pb2.StatusReport.FromString,
+                    response_serializer=meshroute__pb2.StatusAck.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +150,33 @@ class Management:
             '/meshroute.v1.Management/Sync',
             meshroute__pb2.SyncRequest.SerializeToString,
             meshroute__pb2.SyncResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshroute.v1.Management/ReportStatus',
+            meshroute__pb2.StatusReport.SerializeToString,
+            meshroute__pb2.StatusAck.FromString,
             options,
             channel_credentials,
             insecure,

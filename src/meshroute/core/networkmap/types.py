@@ -8,9 +8,9 @@ maps compare exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from meshroute.core.model import Group, Peer, Route
+from meshroute.core.model import NetworkType, Peer, ha_unique_id, net_string
 
 # §1.6: the synthetic IPv6 twin of an IPv4 exit route, sent to IPv6-capable peers.
 V6_DEFAULT_ID_SUFFIX = "-v6-default"
@@ -76,6 +76,20 @@ class MapRoute:
     masquerade: bool
     keep_route: bool
     skip_auto_apply: bool
+    ha: str = field(default="", compare=False)  # as the server sent it (empty: computed here)
+
+    @property
+    def ha_id(self) -> str:
+        """The HA group this route belongs to on a client: the server's `Route.ha_unique_id`, as it
+        sent it, else computed by the same core function."""
+        return self.ha or ha_unique_id(self.net_id, net_string(self.network_type, self.network, self.domains))
+
+    @property
+    def is_exit_node(self) -> bool:
+        return self.network_type != NetworkType.DOMAIN and self.network in (
+            V4_DEFAULT_NETWORK,
+            V6_DEFAULT_NETWORK,
+        )
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -164,39 +178,3 @@ def apply_delta(m: NetworkMap | None, d: MapDelta) -> NetworkMap:
         routes=routes,
         rules=d.rules if d.rules is not None else m.rules,
     )
-
-
-# --- changes -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RouteUpserted:
-    route: Route
-
-
-@dataclass(frozen=True, slots=True)
-class RouteDeleted:
-    route_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class GroupUpserted:
-    group: Group  # full new membership
-
-
-@dataclass(frozen=True, slots=True)
-class GroupDeleted:
-    group_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class PeerUpserted:
-    peer: Peer  # join, rename, key/IP/endpoint/capability change
-
-
-@dataclass(frozen=True, slots=True)
-class PeerDeleted:
-    peer_id: str
-
-
-Change = RouteUpserted | RouteDeleted | GroupUpserted | GroupDeleted | PeerUpserted | PeerDeleted

@@ -1,23 +1,57 @@
-"""The FastAPI application: routers, error mapping, body-size limit, served OpenAPI document."""
+"""The FastAPI application: routers, error mapping, body-size limit, served OpenAPI document and
+the API browser (Swagger UI, served from the package: it works without the internet)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meshroute import __version__
-from meshroute.server.api import accounts, errors, groups, peers, routes, setup_keys, users
+from meshroute.server.api import (
+    accounts,
+    errors,
+    groups,
+    models,
+    not_implemented,
+    peers,
+    routes,
+    setup_keys,
+    users,
+)
 from meshroute.server.services import Services
-from meshroute.server.sync.engine import MapEngine
+from meshroute.server.throttle import AuthThrottle
+from meshroute.server.views import Views
 
+log = logging.getLogger(__name__)
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 MAX_BODY = 1 << 20  # 1 MiB: far above any real request, far below what could hurt the server
+SWAGGER_UI = Path(__file__).parent / "vendor" / "swagger-ui"  # pinned; see VERSION there
+DOCS_ASSETS = "/api/docs/assets"
+
+# Every operation may fail so (and 422 replaces FastAPI's own validation-error body, which this
+# server never sends): documented once for all.
+_ERROR = {"model": models.ErrorBody}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {**_ERROR, "description": "The request cannot be parsed"},
+    401: {**_ERROR, "description": "No valid token"},
+    403: {**_ERROR, "description": "The caller may not do this"},
+    404: {**_ERROR, "description": "Not found"},
+    422: {**_ERROR, "description": "The request breaks a rule"},
+    429: {**_ERROR, "description": "Too many failed authentications from this address"},
+    "default": {**_ERROR, "description": "Any other error (409, 412, 413, 500)"},
+}
 
 
 class RequestGuard:
@@ -53,6 +87,10 @@ class RequestGuard:
             await self.app(scope, limited, send)
         except _TooLarge:
             await self._reject(send)
+        except ClientDisconnect:
+            # The client hung up (or was cut off by a timeout) mid-body: nothing to answer, and
+            # no server error to report.
+            log.debug("client %s disconnected before sending the whole body", scope.get("client"))
 
     @staticmethod
     async def _reject(send: Send) -> None:
@@ -69,10 +107,10 @@ class _TooLarge(Exception):
     pass
 
 
-def create_app(
-    services: Services, engine: MapEngine | None = None, lifespan: Lifespan | None = None
-) -> FastAPI:
-    """`engine` serves the network-map view; without it one is made that loads on demand."""
+def create_app(services: Services, views: Views, lifespan: Lifespan, throttle: AuthThrottle) -> FastAPI:
+    """The REST app over the services (changes) and views (reads); built by the composition root
+    (`server.assembly`) only. `throttle` counts failed token checks per client address (shared
+    with agent sync)."""
     app = FastAPI(
         lifespan=lifespan,
         title="meshroute REST API",
@@ -80,17 +118,18 @@ def create_app(
         description="NetBird-compatible management API for routes, groups, peers, setup keys, users, "
         "tokens, accounts and audit events.",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,
         redoc_url=None,
+        responses=ERROR_RESPONSES,
     )
     app.state.services = services
-    if engine is None:  # no sync server: keep the view current synchronously after each commit
-        engine = MapEngine(services.uow)
-        services.uow.listeners.append(engine.process)
-    app.state.map_engine = engine
+    app.state.auth_throttle = throttle
+    app.state.views = views
     errors.install(app)
     for module in (routes, groups, peers, setup_keys, users, accounts):
         app.include_router(module.router)
+    _add_docs(app)
+    not_implemented.install(app)  # after the real routes: they always win
     app.add_middleware(RequestGuard)
     # Browsers (dashboards) call the API cross-origin; tokens travel in a header, not cookies.
     app.add_middleware(
@@ -102,6 +141,20 @@ def create_app(
     app.openapi_schema = None
     _add_security(app)
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    app.mount(DOCS_ASSETS, StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
 
 
 def _add_security(app: FastAPI) -> None:

@@ -65,19 +65,36 @@ def body_of(model: type[M]) -> Callable[[Request], Awaitable[M]]:
 
 
 def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
-    """Documents a body parsed by `body_of` in the served OpenAPI document (nested models
-    inlined, so the document has no dangling references)."""
+    """Documents a body parsed by `body_of` in the served OpenAPI document: nested models inlined
+    (no dangling references), each field as the type it takes (null, which is taken as absent, is
+    left out of the document) with its documented limits."""
     schema = model.model_json_schema()
     defs = schema.pop("$defs", {})
 
     def inline(node: Any) -> Any:
         if isinstance(node, dict):
+            node = _not_null(node)
             ref = node.get("$ref")
             if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return inline(defs[ref.removeprefix("#/$defs/")])
+                rest = {k: v for k, v in node.items() if k != "$ref"}
+                return {**inline(defs[ref.removeprefix("#/$defs/")]), **rest}
             return {k: inline(v) for k, v in node.items()}
         if isinstance(node, list):
             return [inline(v) for v in node]
         return node
 
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}
+    schema = inline(schema)
+    schema["description"] = (
+        "Keys match case-insensitively, null is the same as leaving a key out, unknown keys are ignored."
+    )
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _not_null(node: dict[str, Any]) -> dict[str, Any]:
+    """`{anyOf: [X, {type: null}], default: null, ...}` to `{...X, ...}`."""
+    variants = node.get("anyOf")
+    if not isinstance(variants, list) or {"type": "null"} not in variants or len(variants) != 2:
+        return node
+    (kept,) = [v for v in variants if v != {"type": "null"}]
+    rest = {k: v for k, v in node.items() if k != "anyOf" and not (k == "default" and v is None)}
+    return {**kept, **rest}

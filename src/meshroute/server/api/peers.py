@@ -2,81 +2,63 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Response
 
-from meshroute.core.errors import InvalidArgument, NotFound
+from meshroute.core.errors import InvalidArgument
 from meshroute.protocol.convert import map_json
+from meshroute.server.api import models
 from meshroute.server.api.body import body_of, openapi_body
-from meshroute.server.api.deps import Caller, Svc
-from meshroute.server.api.schemas import PeerRequest, peer_json
-from meshroute.server.services import Services
+from meshroute.server.api.deps import Caller, Reads, Svc
+from meshroute.server.api.render import JSON_MEDIA_TYPE, json_response, peer_detail_json, peer_list
+from meshroute.server.api.schemas import PeerRequest
 from meshroute.server.services.peers import PeerUpdate
-from meshroute.server.sync.engine import MapEngine
 
 router = APIRouter(prefix="/api/peers", tags=["Peers"])
 Body = Annotated[PeerRequest, Depends(body_of(PeerRequest))]
 
 
-def _context(svc: Services, account_id: str) -> tuple[dict[str, int], str]:
-    with svc.uow.read(account_id) as tx:
-        sizes = {g.id: len(g.peers) for g in tx.groups(account_id)}
-        account = tx.account(account_id)
-    return sizes, account.domain if account else ""
-
-
-@router.get("", summary="List all peers")
+@router.get("", summary="List all peers", response_model=list[models.PeerBatch])
 def list_peers(
     user: Caller,
-    svc: Svc,
-    name: Annotated[str | None, Query()] = None,
-    ip: Annotated[str | None, Query()] = None,
-) -> list[dict[str, Any]]:
-    peers, groups = svc.peers.list_all(user.account_id, user.id)
-    sizes, domain = _context(svc, user.account_id)
-    out = []
-    for p in peers:
-        # NetBird filters with `LIKE %x%`, and only on non-empty values.
-        if (name and name not in p.name) or (ip and ip not in str(p.ip)):
-            continue
-        item = peer_json(p, groups.get(p.id, []), sizes, domain)
-        item["accessible_peers_count"] = len(peers) - 1
-        out.append(item)
-    return out
+    reads: Reads,
+    name: Annotated[str | None, Query(description="peers whose name contains this")] = None,
+    ip: Annotated[str | None, Query(description="peers whose IP contains this")] = None,
+) -> Response:
+    found = reads.peers(user.account_id, user.id, name or "", ip or "")
+    return Response(peer_list(found), media_type=JSON_MEDIA_TYPE)
 
 
-@router.get("/{peer_id}", summary="Retrieve a peer")
-def get_peer(peer_id: str, user: Caller, svc: Svc) -> dict[str, Any]:
-    peer, groups = svc.peers.get(user.account_id, user.id, peer_id)
-    sizes, domain = _context(svc, user.account_id)
-    return peer_json(peer, groups, sizes, domain)
+@router.get("/{peer_id}", summary="Retrieve a peer", response_model=models.Peer)
+def get_peer(peer_id: str, user: Caller, reads: Reads) -> Response:
+    return json_response(peer_detail_json(reads.peer(user.account_id, user.id, peer_id)))
 
 
-@router.get("/{peer_id}/network-map", summary="The network map this peer receives (what it will install)")
+@router.get(
+    "/{peer_id}/network-map",
+    summary="The network map this peer receives (what it will install)",
+    response_model=models.NetworkMap,
+)
 def peer_network_map(
     peer_id: str,
     user: Caller,
-    svc: Svc,
-    request: Request,
+    reads: Reads,
     fresh: Annotated[bool, Query(description="compute from the store instead of the live state")] = False,
-) -> dict[str, Any]:
-    svc.peers.get(user.account_id, user.id, peer_id)  # permission and existence
-    engine: MapEngine = request.app.state.map_engine
-    snapshot = (engine.fresh_map if fresh else engine.full_map)(user.account_id, peer_id)
-    if snapshot is None:
-        raise NotFound(f"peer: {peer_id} not found")
-    m, account = snapshot
-    view = map_json(m)
-    view["self"]["network"] = str(account.network_v4)
-    view["self"]["network_v6"] = str(account.network_v6)
+) -> Response:
+    found = reads.network_map(user.account_id, user.id, peer_id, fresh)
+    view = map_json(found.map)
+    view["self"]["network"] = str(found.account.network_v4)
+    view["self"]["network_v6"] = str(found.account.network_v6)
     view["routes_received"] = [r["id"] for r in view["routes"] if r["peer_id"] != peer_id]
     view["routes_served"] = [r["id"] for r in view["routes"] if r["peer_id"] == peer_id]
-    return view
+    return json_response(view)
 
 
-@router.put("/{peer_id}", summary="Update a peer", openapi_extra=openapi_body(PeerRequest))
-def update_peer(peer_id: str, user: Caller, body: Body, svc: Svc) -> dict[str, Any]:
+@router.put(
+    "/{peer_id}", summary="Update a peer", openapi_extra=openapi_body(PeerRequest), response_model=models.Peer
+)
+def update_peer(peer_id: str, user: Caller, body: Body, svc: Svc, reads: Reads) -> Response:
     if body.name is None:
         raise InvalidArgument("peer name shouldn't be empty")
     upd = PeerUpdate(
@@ -86,10 +68,10 @@ def update_peer(peer_id: str, user: Caller, body: Body, svc: Svc) -> dict[str, A
         inactivity_expiration_enabled=bool(body.inactivity_expiration_enabled),
     )
     svc.peers.update(user.account_id, user.id, peer_id, upd)
-    return get_peer(peer_id, user, svc)
+    return get_peer(peer_id, user, reads)
 
 
-@router.delete("/{peer_id}", summary="Delete a peer")
-def delete_peer(peer_id: str, user: Caller, svc: Svc) -> dict[str, Any]:
+@router.delete("/{peer_id}", summary="Delete a peer", response_model=models.Empty)
+def delete_peer(peer_id: str, user: Caller, svc: Svc) -> Response:
     svc.peers.delete(user.account_id, user.id, peer_id)
-    return {}
+    return json_response({})

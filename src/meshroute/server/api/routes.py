@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Response
 
 from meshroute.core.domains import validate_domains
 from meshroute.core.errors import InvalidArgument
 from meshroute.core.model import NetworkType, Route
 from meshroute.core.routes import check_request_shape, parse_network
+from meshroute.server.api import models
 from meshroute.server.api.body import body_of, openapi_body
-from meshroute.server.api.deps import Caller, Svc
-from meshroute.server.api.schemas import RouteRequest, route_json
+from meshroute.server.api.deps import Caller, Reads, Svc
+from meshroute.server.api.render import json_response, route_json, route_status_json
+from meshroute.server.api.render_routes import explanation_json, overlaps_json
+from meshroute.server.api.schemas import RouteRequest
 from meshroute.server.services.routes import RouteInput
 
 router = APIRouter(prefix="/api/routes", tags=["Routes"])
@@ -54,40 +57,78 @@ def to_input(req: RouteRequest) -> RouteInput:
     return data
 
 
-@router.get("", summary="List all routes")
-def list_routes(user: Caller, svc: Svc) -> list[dict[str, Any]]:
-    return [route_json(r) for r in svc.routes.list_all(user.account_id, user.id)]
+@router.get("", summary="List all routes", response_model=list[models.Route])
+def list_routes(user: Caller, reads: Reads) -> Response:
+    return json_response([route_json(r) for r in reads.routes(user.account_id, user.id)])
 
 
-@router.post("", summary="Create a route", openapi_extra=openapi_body(RouteRequest))
-def create_route(user: Caller, body: Body, svc: Svc) -> dict[str, Any]:
+@router.post(
+    "", summary="Create a route", openapi_extra=openapi_body(RouteRequest), response_model=models.Route
+)
+def create_route(user: Caller, body: Body, svc: Svc) -> Response:
     data = to_input(body)
-    return route_json(svc.routes.create(user.account_id, user.id, data))
+    return json_response(route_json(svc.routes.create(user.account_id, user.id, data)))
 
 
-@router.get("/{route_id}", summary="Retrieve a route")
-def get_route(route_id: str, user: Caller, svc: Svc) -> dict[str, Any]:
-    return route_json(svc.routes.get(user.account_id, user.id, route_id))
+@router.get(
+    "/explain",
+    summary="Which route a peer uses for a destination, and why (meshroute's own)",
+    response_model=models.RouteExplanation,
+)
+def explain_route(
+    user: Caller,
+    reads: Reads,
+    peer: Annotated[str | None, Query(description="the peer's ID")] = None,
+    destination: Annotated[str | None, Query(description="an IP address or a domain name")] = None,
+) -> Response:
+    found = reads.explain(user.account_id, user.id, peer or "", destination or "")
+    return json_response(explanation_json(found))
 
 
-def existing_route(route_id: str, user: Caller, svc: Svc) -> Route:
+@router.get(
+    "/overlaps",
+    summary="Enabled routes whose destinations overlap, and what that means (meshroute's own)",
+    response_model=list[models.RouteOverlap],
+)
+def route_overlaps(user: Caller, reads: Reads) -> Response:
+    return json_response(overlaps_json(reads.overlaps(user.account_id, user.id)))
+
+
+@router.get("/{route_id}", summary="Retrieve a route", response_model=models.Route)
+def get_route(route_id: str, user: Caller, reads: Reads) -> Response:
+    return json_response(route_json(reads.route(user.account_id, user.id, route_id)))
+
+
+@router.get(
+    "/{route_id}/status",
+    summary="Which routing peer each client of the route uses now (meshroute's own)",
+    response_model=list[models.RouteClientStatus],
+)
+def route_status(route_id: str, user: Caller, reads: Reads) -> Response:
+    return json_response(route_status_json(reads.route_status(user.account_id, user.id, route_id)))
+
+
+def existing_route(route_id: str, user: Caller, reads: Reads) -> Route:
     """PUT looks the route up (403/404) before it judges the body, as the reference does."""
     if not route_id.strip():
         raise InvalidArgument("invalid route ID")
-    return svc.routes.get(user.account_id, user.id, route_id)
+    return reads.route(user.account_id, user.id, route_id)
 
 
 @router.put(
-    "/{route_id}", summary="Update a route (full replacement)", openapi_extra=openapi_body(RouteRequest)
+    "/{route_id}",
+    summary="Update a route (full replacement)",
+    openapi_extra=openapi_body(RouteRequest),
+    response_model=models.Route,
 )
 def update_route(
     route_id: str, user: Caller, _old: Annotated[Route, Depends(existing_route)], body: Body, svc: Svc
-) -> dict[str, Any]:
+) -> Response:
     data = to_input(body)
-    return route_json(svc.routes.save(user.account_id, user.id, route_id, data))
+    return json_response(route_json(svc.routes.save(user.account_id, user.id, route_id, data)))
 
 
-@router.delete("/{route_id}", summary="Delete a route")
-def delete_route(route_id: str, user: Caller, svc: Svc) -> dict[str, Any]:
+@router.delete("/{route_id}", summary="Delete a route", response_model=models.Empty)
+def delete_route(route_id: str, user: Caller, svc: Svc) -> Response:
     svc.routes.delete(user.account_id, user.id, route_id)
-    return {}
+    return json_response({})

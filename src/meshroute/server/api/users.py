@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from meshroute.core.errors import InvalidArgument
+from meshroute.server.api import models
 from meshroute.server.api.body import body_of, openapi_body
-from meshroute.server.api.deps import Caller, Svc
-from meshroute.server.api.schemas import (
-    PersonalAccessTokenRequest,
-    UserCreateRequest,
-    UserRequest,
-    pat_json,
-    user_json,
-)
+from meshroute.server.api.deps import Caller, Reads, Svc
+from meshroute.server.api.render import json_response, pat_json, user_json
+from meshroute.server.api.schemas import PersonalAccessTokenRequest, UserCreateRequest, UserRequest
 
 router = APIRouter(prefix="/api/users", tags=["Users", "Tokens"])
 CreateBody = Annotated[UserCreateRequest, Depends(body_of(UserCreateRequest))]
@@ -23,20 +19,27 @@ UpdateBody = Annotated[UserRequest, Depends(body_of(UserRequest))]
 TokenBody = Annotated[PersonalAccessTokenRequest, Depends(body_of(PersonalAccessTokenRequest))]
 
 
-@router.get("", summary="List all users")
+@router.get("", summary="List all users", response_model=list[models.User])
 def list_users(
-    user: Caller, svc: Svc, service_user: Annotated[bool | None, Query()] = None
-) -> list[dict[str, Any]]:
-    return [user_json(u, user.id) for u in svc.users.list_all(user.account_id, user.id, service_user)]
+    user: Caller,
+    reads: Reads,
+    service_user: Annotated[bool | None, Query(description="only service users, or only people")] = None,
+) -> Response:
+    return json_response([user_json(u, user.id) for u in reads.users(user.account_id, user.id, service_user)])
 
 
-@router.get("/current", summary="Retrieve the current user")
-def current_user(user: Caller) -> dict[str, Any]:
-    return user_json(user, user.id)
+@router.get("/current", summary="Retrieve the current user", response_model=models.User)
+def current_user(user: Caller) -> Response:
+    return json_response(user_json(user, user.id))
 
 
-@router.post("", summary="Create a service user", openapi_extra=openapi_body(UserCreateRequest))
-def create_user(user: Caller, body: CreateBody, svc: Svc) -> dict[str, Any]:
+@router.post(
+    "",
+    summary="Create a service user",
+    openapi_extra=openapi_body(UserCreateRequest),
+    response_model=models.User,
+)
+def create_user(user: Caller, body: CreateBody, svc: Svc) -> Response:
     if body.role is None:
         raise InvalidArgument("role should be provided")
     created = svc.users.create(
@@ -48,11 +51,13 @@ def create_user(user: Caller, body: CreateBody, svc: Svc) -> dict[str, Any]:
         auto_groups=body.auto_groups or [],
         is_service_user=bool(body.is_service_user),
     )
-    return user_json(created, user.id)
+    return json_response(user_json(created, user.id))
 
 
-@router.put("/{user_id}", summary="Update a user", openapi_extra=openapi_body(UserRequest))
-def update_user(user_id: str, user: Caller, body: UpdateBody, svc: Svc) -> dict[str, Any]:
+@router.put(
+    "/{user_id}", summary="Update a user", openapi_extra=openapi_body(UserRequest), response_model=models.User
+)
+def update_user(user_id: str, user: Caller, body: UpdateBody, svc: Svc) -> Response:
     if body.role is None:
         raise InvalidArgument("role should be provided")
     updated = svc.users.update(
@@ -63,38 +68,49 @@ def update_user(user_id: str, user: Caller, body: UpdateBody, svc: Svc) -> dict[
         auto_groups=body.auto_groups or [],
         blocked=bool(body.is_blocked),
     )
-    return user_json(updated, user.id)
+    return json_response(user_json(updated, user.id))
 
 
-@router.delete("/{user_id}", summary="Delete a user")
-def delete_user(user_id: str, user: Caller, svc: Svc) -> dict[str, Any]:
+@router.delete("/{user_id}", summary="Delete a user", response_model=models.Empty)
+def delete_user(user_id: str, user: Caller, svc: Svc) -> Response:
     svc.users.delete(user.account_id, user.id, user_id)
-    return {}
+    return json_response({})
 
 
-@router.get("/{user_id}/tokens", summary="List a user's personal access tokens")
-def list_tokens(user_id: str, user: Caller, svc: Svc) -> list[dict[str, Any]]:
-    return [pat_json(p) for p in svc.users.list_tokens(user.account_id, user.id, user_id)]
+@router.get(
+    "/{user_id}/tokens",
+    summary="List a user's personal access tokens",
+    response_model=list[models.PersonalAccessToken],
+)
+def list_tokens(user_id: str, user: Caller, reads: Reads) -> Response:
+    return json_response([pat_json(p) for p in reads.tokens(user.account_id, user.id, user_id)])
 
 
 @router.post(
     "/{user_id}/tokens",
     summary="Create a personal access token",
     openapi_extra=openapi_body(PersonalAccessTokenRequest),
+    response_model=models.PersonalAccessTokenGenerated,
 )
-def create_token(user_id: str, user: Caller, body: TokenBody, svc: Svc) -> dict[str, Any]:
+def create_token(user_id: str, user: Caller, body: TokenBody, svc: Svc) -> Response:
     pat, plain = svc.users.create_token(
         user.account_id, user.id, user_id, body.name or "", body.expires_in or 0
     )
-    return {"plain_token": plain, "personal_access_token": pat_json(pat)}
+    return json_response({"plain_token": plain, "personal_access_token": pat_json(pat)})
 
 
-@router.get("/{user_id}/tokens/{token_id}", summary="Retrieve a personal access token")
-def get_token(user_id: str, token_id: str, user: Caller, svc: Svc) -> dict[str, Any]:
-    return pat_json(svc.users.get_token(user.account_id, user.id, user_id, token_id))
+@router.get(
+    "/{user_id}/tokens/{token_id}",
+    summary="Retrieve a personal access token",
+    response_model=models.PersonalAccessToken,
+)
+def get_token(user_id: str, token_id: str, user: Caller, reads: Reads) -> Response:
+    return json_response(pat_json(reads.token(user.account_id, user.id, user_id, token_id)))
 
 
-@router.delete("/{user_id}/tokens/{token_id}", summary="Delete a personal access token")
-def delete_token(user_id: str, token_id: str, user: Caller, svc: Svc) -> dict[str, Any]:
+@router.delete(
+    "/{user_id}/tokens/{token_id}", summary="Delete a personal access token", response_model=models.Empty
+)
+def delete_token(user_id: str, token_id: str, user: Caller, svc: Svc) -> Response:
     svc.users.delete_token(user.account_id, user.id, user_id, token_id)
-    return {}
+    return json_response({})

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
-
 from meshroute.server.services.accounts import AccountService
 from meshroute.server.services.groups import GroupService
 from meshroute.server.services.peers import PeerService
 from meshroute.server.services.routes import RouteService
+from meshroute.server.services.sessions import SessionService
 from meshroute.server.services.setup_keys import SetupKeyService
 from meshroute.server.services.uow import UnitOfWork
 from meshroute.server.services.users import UserService
@@ -24,16 +23,18 @@ class Services:
     peers: PeerService
     setup_keys: SetupKeyService
     routes: RouteService
+    sessions: SessionService
 
     @classmethod
-    def create(cls, engine: Engine) -> Services:
-        uow = UnitOfWork(engine)
+    def create(cls, uow: UnitOfWork) -> Services:
+        users = UserService(uow)
         return cls(
             uow=uow,
             accounts=AccountService(uow),
-            users=UserService(uow),
+            users=users,
             groups=GroupService(uow),
             peers=PeerService(uow),
             setup_keys=SetupKeyService(uow),
             routes=RouteService(uow),
+            sessions=SessionService(uow, users),
         )

@@ -12,23 +12,29 @@ from datetime import datetime
 
 from meshroute.core import permissions
 from meshroute.core.activity import Activity
+from meshroute.core.agent_input import check_agent_meta, check_status_report
+from meshroute.core.changes import GroupUpserted, PeerDeleted, PeerUpserted
 from meshroute.core.errors import (
     AlreadyExists,
     InvalidArgument,
     NotFound,
     PermissionDenied,
     PreconditionFailed,
+    Unauthorized,
 )
 from meshroute.core.ids import new_id
 from meshroute.core.limits import check_length
-from meshroute.core.model import Account, Peer
+from meshroute.core.model import Account, Peer, SetupKey
 from meshroute.core.permissions import Op
+from meshroute.core.routes import check_served_once
+from meshroute.core.status import StatusReport
 from meshroute.core.tokens import hash_secret
+from meshroute.server.clock import utcnow
 from meshroute.server.services.groups import ensure_all_group
 from meshroute.server.services.uow import UnitOfWork, WriteTx
-from meshroute.server.store.repo import Tx, utcnow
 
 MODULE = "peers"
+KEY_IN_USE = "this WireGuard public key is already in use: generate a new key pair"
 
 
 @dataclass(slots=True)
@@ -105,33 +111,10 @@ class PeerService:
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
 
-    def list_all(self, account_id: str, user_id: str) -> tuple[list[Peer], dict[str, list[tuple[str, str]]]]:
-        """Peers and, for each, its groups as (id, name) pairs.
-
-        A user without peers:read sees only their own peers (NetBird); peers here join with
-        setup keys, so that is none. Blocked users and other accounts are refused as usual.
-        """
-        with self.uow.read(account_id) as tx:
-            user = tx.user(user_id)
-            visible = user is not None and not user.blocked and user.account_id == account_id
-            if visible and user is not None and not permissions.allowed(user, MODULE, Op.READ):
-                own = [p for p in tx.peers(account_id) if p.user_id == user.id]
-                return own, _peer_groups(tx, account_id)
-            permissions.require(user, account_id, MODULE, Op.READ)
-            return tx.peers(account_id), _peer_groups(tx, account_id)
-
-    def get(self, account_id: str, user_id: str, peer_id: str) -> tuple[Peer, list[tuple[str, str]]]:
-        with self.uow.read(account_id) as tx:
-            permissions.require(tx.user(user_id), account_id, MODULE, Op.READ)
-            peer = tx.peer(peer_id)
-            if peer is None:
-                raise NotFound(f"peer: {peer_id} not found")
-            return peer, _peer_groups(tx, account_id).get(peer_id, [])
-
     def update(self, account_id: str, user_id: str, peer_id: str, upd: PeerUpdate) -> Peer:
         with self.uow.write(account_id) as tx:
-            permissions.require(tx.user(user_id), account_id, MODULE, Op.UPDATE)
-            peer = tx.peer(peer_id)
+            permissions.require(tx.users.get(user_id), account_id, MODULE, Op.UPDATE)
+            peer = tx.peers.get(peer_id)
             if peer is None:
                 raise NotFound(f"peer: {peer_id} not found")
             if not upd.name.strip():
@@ -139,7 +122,7 @@ class PeerService:
             check_length(upd.name, "peer name")
             events: list[tuple[Activity, dict[str, object]]] = []
             if upd.name != peer.name:
-                taken = tx.used_dns_labels(account_id) - {peer.dns_label}
+                taken = tx.peers.used_dns_labels(account_id) - {peer.dns_label}
                 events.append((Activity.PEER_RENAMED, {"name": upd.name, "old_name": peer.name}))
                 peer.name, peer.dns_label = upd.name, dns_label(upd.name, taken)
             if upd.ssh_enabled != peer.ssh_enabled:
@@ -156,28 +139,28 @@ class PeerService:
                 events.append((act, {"name": peer.name}))
                 peer.login_expiration_enabled = on
             peer.inactivity_expiration_enabled = upd.inactivity_expiration_enabled
-            tx.update_peer(peer)
-            tx.changed("peer", peer.id)
+            tx.peers.update(peer)
+            tx.record(PeerUpserted(peer))
             for activity, meta in events:
-                tx.add_event(account_id, activity, user_id, peer.id, meta)
+                tx.events.add(account_id, activity, user_id, peer.id, meta)
             return peer
 
     def delete(self, account_id: str, user_id: str, peer_id: str) -> None:
         """Refused while a route names the peer as its routing peer: its routes would silently die."""
         with self.uow.write(account_id) as tx:
-            permissions.require(tx.user(user_id), account_id, MODULE, Op.DELETE)
-            peer = tx.peer(peer_id)
+            permissions.require(tx.users.get(user_id), account_id, MODULE, Op.DELETE)
+            peer = tx.peers.get(peer_id)
             if peer is None:
                 raise NotFound(f"peer: {peer_id} not found")
-            for route in tx.routes():
+            for route in tx.routes.all():
                 if route.peer == peer_id:
                     raise PreconditionFailed(
                         f"peer is the routing peer of route {route.net_id} ({route.id}): "
                         "delete the route or give it another routing peer first"
                     )
-            tx.delete_peer(peer_id)
-            tx.changed("peer", peer_id, deleted=True)
-            tx.add_event(
+            tx.peers.delete(peer_id)
+            tx.record(PeerDeleted(peer_id))
+            tx.events.add(
                 account_id,
                 Activity.PEER_REMOVED_BY_USER,
                 user_id,
@@ -185,85 +168,65 @@ class PeerService:
                 {
                     "name": peer.name,
                     "ip": str(peer.ip),
-                    "fqdn": f"{peer.dns_label}.{_domain(tx, account_id)}",
+                    "fqdn": f"{peer.dns_label}.{tx.account.domain}",
                 },
             )
 
     def register(self, reg: PeerRegistration) -> tuple[Peer, str]:
         """A new peer joins with a setup key; returns it and its credential (shown only now)."""
         validate_wg_key(reg.wg_public_key)
-        check_length(reg.hostname, "hostname")
-        check_length(reg.os, "os")
-        check_length(reg.kernel_version, "kernel version")
-        check_length(reg.version, "agent version", 64)
+        check_agent_meta(
+            hostname=reg.hostname,
+            os=reg.os,
+            kernel_version=reg.kernel_version,
+            agent_version=reg.version,
+            endpoints=reg.endpoints,
+        )
         with self.uow.read() as rtx:
-            key = rtx.setup_key_by_hash(hash_secret(reg.setup_key))
+            key = rtx.setup_keys.by_hash(hash_secret(reg.setup_key))
         if key is None:
             raise PermissionDenied("invalid setup key")
         with self.uow.write(key.account_id) as tx:
-            key = tx.setup_key(key.id)  # re-read under the account lock: usage counts race otherwise
+            key = tx.setup_keys.get(key.id)  # re-read under the account lock: usage counts race otherwise
             now = utcnow()
             if key is None or key.state(now) != "valid":
                 raise PermissionDenied("invalid setup key: " + (key.state(now) if key else "deleted"))
-            if tx.peer_by_key(reg.wg_public_key) is not None:
-                raise AlreadyExists("peer has been already registered")
-            account = tx.account_obj
-            ip, ipv6 = allocate_ips(account, tx.used_ips(account.id))
-            hostname = reg.hostname.strip() or "peer"
-            peer = Peer(
-                id=new_id(),
-                account_id=account.id,
-                key=reg.wg_public_key,
-                ip=ip,
-                ipv6=ipv6,
-                name=hostname,
-                hostname=hostname,
-                dns_label=dns_label(hostname, tx.used_dns_labels(account.id)),
-                created_at=now,
-                os=reg.os,
-                kernel_version=reg.kernel_version,
-                version=reg.version,
-                connection_ip=reg.connection_ip,
-                last_login=now,
-                setup_key_id=key.id,
-                ephemeral=key.ephemeral,
-                ipv6_capable=reg.ipv6_capable,
-                endpoints=list(reg.endpoints),
-            )
+            # Keys are unique in the whole store, as in NetBird (agents log in by key and
+            # credential). The answer is the same whichever account holds the key, and names
+            # neither: it tells the caller only what it already knows, the key.
+            if tx.peers.by_key(reg.wg_public_key) is not None:
+                raise AlreadyExists(KEY_IN_USE)
+            peer = _new_peer(tx, reg, key, now)
             credential = secrets.token_urlsafe(32)
-            tx.insert_peer(peer, credential_hash=hash_secret(credential))
-            all_group = ensure_all_group(tx, account.id)
-            member_of = [all_group.id, *(g for g in key.auto_groups if g != all_group.id)]
-            for gid in member_of:
-                group = tx.group(gid)
-                if group is not None:
-                    tx.add_group_member(group, peer.id)
-                    tx.changed("group", gid)
+            _join(tx, peer, key, credential)
             key.used_times += 1
             key.last_used = now
-            tx.update_setup_key(key)
-            tx.changed("peer", peer.id)
-            meta = {"name": peer.name, "ip": str(peer.ip), "fqdn": f"{peer.dns_label}.{account.domain}"}
-            tx.add_event(account.id, Activity.PEER_ADDED_WITH_SETUP_KEY, key.id, peer.id, meta)
+            tx.setup_keys.update(key)
+            tx.record(PeerUpserted(peer))
+            meta = {"name": peer.name, "ip": str(peer.ip), "fqdn": f"{peer.dns_label}.{tx.account.domain}"}
+            tx.events.add(tx.account_id, Activity.PEER_ADDED_WITH_SETUP_KEY, key.id, peer.id, meta)
             return peer, credential
 
     def authenticate(self, peer_key: str, credential: str) -> Peer:
         """Proof of possession: a public key alone never identifies a peer."""
         with self.uow.read() as tx:
-            peer = tx.peer_by_key(peer_key)
-            stored = tx.peer_credential_hash(peer.id) if peer else None
+            peer = tx.peers.by_key(peer_key)
+            stored = tx.peers.credential_hash(peer.id) if peer else None
         if peer is None or stored is None or not secrets.compare_digest(stored, hash_secret(credential)):
-            raise PermissionDenied("peer authentication failed")
+            raise Unauthorized("peer authentication failed")
         return peer
 
     def update_meta(self, peer: Peer, meta: PeerMetaUpdate) -> Peer:
         """Records what the agent reports; a change of anything others see moves the serial."""
-        check_length(meta.hostname, "hostname")
-        check_length(meta.os, "os")
-        check_length(meta.kernel_version, "kernel version")
-        check_length(meta.version, "agent version", 64)
+        check_agent_meta(
+            hostname=meta.hostname,
+            os=meta.os,
+            kernel_version=meta.kernel_version,
+            agent_version=meta.version,
+            endpoints=meta.endpoints,
+        )
         with self.uow.write(peer.account_id) as tx:
-            current = tx.peer(peer.id)
+            current = tx.peers.get(peer.id)
             if current is None:
                 raise NotFound(f"peer: {peer.id} not found")
             before = (
@@ -289,35 +252,80 @@ class PeerService:
                 current.ipv6_capable,
                 current.connection_ip,
             )
-            tx.update_peer(current)
+            tx.peers.update(current)
             if after != before:
-                tx.changed("peer", current.id)
+                tx.record(PeerUpserted(current))
             return current
 
     def set_connected(self, peer_id: str, when: datetime) -> None:
         """Connection status is not a user change: no serial, no event."""
         with self.uow.write_unlocked() as tx:
-            tx.set_peer_status(peer_id, True, when)
+            tx.peers.set_status(peer_id, True, when)
 
     def set_disconnected(self, peer_id: str, connected_at: datetime, when: datetime) -> None:
         """Only the stream that connected the peer last may mark it disconnected: an agent that
         moved to another stream or replica in the meantime stays connected."""
         with self.uow.write_unlocked() as tx:
-            tx.set_peer_status(peer_id, False, when, if_last_seen=connected_at)
+            tx.peers.set_status(peer_id, False, when, if_last_seen=connected_at)
+
+    def report_status(self, peer: Peer, report: StatusReport) -> None:
+        """What the peer's agent does with its routes now: replaces its last report. Like the
+        connection status, not a user change: no lock, no serial, no event, no map change."""
+        check_status_report(report)
+        with self.uow.write_unlocked() as tx:
+            tx.status_reports.save(peer.id, report, utcnow())
 
     def reset_connections(self) -> None:
         """At start of a server that is the store's only one (SQLite): nobody is connected yet."""
         with self.uow.write_unlocked() as tx:
-            tx.reset_connections()
+            tx.peers.reset_connections()
 
 
-def _peer_groups(tx: Tx, account_id: str) -> dict[str, list[tuple[str, str]]]:
-    result: dict[str, list[tuple[str, str]]] = {}
-    for g in tx.groups(account_id):
-        for pid in g.peers:
-            result.setdefault(pid, []).append((g.id, g.name))
-    return result
+def _new_peer(tx: WriteTx, reg: PeerRegistration, key: SetupKey, now: datetime) -> Peer:
+    """The joining peer: free addresses and a unique DNS label in the account."""
+    account = tx.account
+    ip, ipv6 = allocate_ips(account, tx.peers.used_ips(account.id))
+    hostname = reg.hostname.strip() or "peer"
+    return Peer(
+        id=new_id(),
+        account_id=account.id,
+        key=reg.wg_public_key,
+        ip=ip,
+        ipv6=ipv6,
+        name=hostname,
+        hostname=hostname,
+        dns_label=dns_label(hostname, tx.peers.used_dns_labels(account.id)),
+        created_at=now,
+        os=reg.os,
+        kernel_version=reg.kernel_version,
+        version=reg.version,
+        connection_ip=reg.connection_ip,
+        last_login=now,
+        setup_key_id=key.id,
+        ephemeral=key.ephemeral,
+        ipv6_capable=reg.ipv6_capable,
+        endpoints=list(reg.endpoints),
+    )
 
 
-def _domain(tx: WriteTx, account_id: str) -> str:
-    return tx.account_obj.domain
+def _join(tx: WriteTx, peer: Peer, key: SetupKey, credential: str) -> None:
+    """Store the peer and make it a member of All and of the key's auto groups (the groups
+    first, then the peer, in the change set)."""
+    all_group = ensure_all_group(tx, peer.account_id)
+    member_of = [all_group.id, *(g for g in key.auto_groups if g != all_group.id)]
+    # The duplicate rule holds for the groups the peer joins (a key's auto-groups may be the
+    # peer groups of two routes for the same destination).
+    if tx.routes.served_twice(member_of):
+        check_served_once(
+            tx.routes.served_by(member_of),
+            {peer.id: member_of},
+            f"failed to add peer {peer.name}",
+            lambda _pid: peer.name,
+        )
+    tx.peers.add(peer, credential_hash=hash_secret(credential))
+    for gid in member_of:
+        group = tx.groups.get(gid)
+        if group is not None:
+            tx.groups.add_member(group, peer.id)
+            group.peers.append(peer.id)
+            tx.record(GroupUpserted(group))

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from meshroute.core import permissions
 from meshroute.core.activity import Activity
+from meshroute.core.changes import RouteDeleted, RouteUpserted
 from meshroute.core.errors import NotFound
 from meshroute.core.ids import new_id
-from meshroute.core.model import IPNetwork, NetworkType, Route
+from meshroute.core.model import Group, IPNetwork, NetworkType, Peer, Route
 from meshroute.core.permissions import Op
 from meshroute.core.routes import event_meta, validate_route
-from meshroute.server.services.uow import UnitOfWork
+from meshroute.server.services.uow import UnitOfWork, WriteTx
 
 MODULE = "routes"
 
@@ -57,53 +59,56 @@ class RouteInput:
         )
 
 
+class _Context:
+    """What route validation asks of the account (`core.routes.RouteContext`), from a transaction."""
+
+    def __init__(self, tx: WriteTx) -> None:
+        self.tx = tx
+
+    def groups_by_id(self, ids: Iterable[str]) -> dict[str, Group]:
+        return self.tx.groups.by_ids(ids)
+
+    def peer(self, peer_id: str) -> Peer | None:
+        return self.tx.peers.get(peer_id)
+
+    def routes(self) -> Iterable[Route]:
+        return self.tx.routes.all()
+
+
 class RouteService:
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
 
-    def get(self, account_id: str, user_id: str, route_id: str) -> Route:
-        with self.uow.read(account_id) as tx:
-            permissions.require(tx.user(user_id), account_id, MODULE, Op.READ)
-            route = tx.route(route_id)
-            if route is None:
-                raise NotFound(f"route: {route_id} not found")
-            return route
-
-    def list_all(self, account_id: str, user_id: str) -> list[Route]:
-        with self.uow.read(account_id) as tx:
-            permissions.require(tx.user(user_id), account_id, MODULE, Op.READ)
-            return tx.routes()
-
     def create(self, account_id: str, user_id: str, data: RouteInput) -> Route:
         with self.uow.write(account_id) as tx:
-            permissions.require(tx.user(user_id), account_id, MODULE, Op.CREATE)
-            route = validate_route(data.to_route(new_id(), account_id), tx)
+            permissions.require(tx.users.get(user_id), account_id, MODULE, Op.CREATE)
+            route = validate_route(data.to_route(new_id(), account_id), _Context(tx))
             route.public_id = new_id()
-            tx.insert_route(route)
-            tx.changed("route", route.id)
-            tx.add_event(account_id, Activity.ROUTE_CREATED, user_id, route.id, event_meta(route))
+            tx.routes.add(route)
+            tx.record(RouteUpserted(route))
+            tx.events.add(account_id, Activity.ROUTE_CREATED, user_id, route.id, event_meta(route))
         return route
 
     def save(self, account_id: str, user_id: str, route_id: str, data: RouteInput) -> Route:
         """Full replacement. Validation runs before the existence check, as in the reference."""
         with self.uow.write(account_id) as tx:
-            permissions.require(tx.user(user_id), account_id, MODULE, Op.UPDATE)
-            route = validate_route(data.to_route(route_id, account_id), tx)
-            old = tx.route(route_id)
+            permissions.require(tx.users.get(user_id), account_id, MODULE, Op.UPDATE)
+            route = validate_route(data.to_route(route_id, account_id), _Context(tx))
+            old = tx.routes.get(route_id)
             if old is None:
                 raise NotFound(f"route: {route_id} not found")
             route.public_id = old.public_id
-            tx.update_route(route)
-            tx.changed("route", route.id)
-            tx.add_event(account_id, Activity.ROUTE_UPDATED, user_id, route.id, event_meta(route))
+            tx.routes.update(route)
+            tx.record(RouteUpserted(route))
+            tx.events.add(account_id, Activity.ROUTE_UPDATED, user_id, route.id, event_meta(route))
         return route
 
     def delete(self, account_id: str, user_id: str, route_id: str) -> Route:
         with self.uow.write(account_id) as tx:
-            permissions.require(tx.user(user_id), account_id, MODULE, Op.DELETE)
-            route = tx.route(route_id)
-            if route is None or tx.delete_route(route_id) == 0:
+            permissions.require(tx.users.get(user_id), account_id, MODULE, Op.DELETE)
+            route = tx.routes.get(route_id)
+            if route is None or tx.routes.delete(route_id) == 0:
                 raise NotFound(f"failed to delete route {route_id}: route: {route_id} not found")
-            tx.changed("route", route_id, deleted=True)
-            tx.add_event(account_id, Activity.ROUTE_REMOVED, user_id, route_id, event_meta(copy.copy(route)))
+            tx.record(RouteDeleted(route_id))
+            tx.events.add(account_id, Activity.ROUTE_REMOVED, user_id, route_id, event_meta(copy.copy(route)))
         return route

@@ -7,14 +7,16 @@ from datetime import timedelta
 
 from meshroute.core import permissions
 from meshroute.core.activity import Activity
+from meshroute.core.changes import SetupKeyDeleted, SetupKeyUpserted
 from meshroute.core.errors import InvalidArgument, NotFound
 from meshroute.core.ids import new_id
 from meshroute.core.limits import MAX_INT32, check_length, check_range
 from meshroute.core.model import SetupKey
 from meshroute.core.permissions import Op
 from meshroute.core.tokens import hash_secret, new_setup_key
-from meshroute.server.services.uow import UnitOfWork, WriteTx
-from meshroute.server.store.repo import utcnow
+from meshroute.server.clock import utcnow
+from meshroute.server.services.groups import check_group_ids
+from meshroute.server.services.uow import UnitOfWork
 
 MODULE = "setup_keys"
 KEY_TYPES = ("reusable", "one-off")
@@ -29,19 +31,6 @@ def _meta(k: SetupKey) -> dict[str, object]:
 class SetupKeyService:
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
-
-    def list_all(self, account_id: str, user_id: str) -> list[SetupKey]:
-        with self.uow.read(account_id) as tx:
-            permissions.require(tx.user(user_id), account_id, MODULE, Op.READ)
-            return tx.setup_keys(account_id)
-
-    def get(self, account_id: str, user_id: str, key_id: str) -> SetupKey:
-        with self.uow.read(account_id) as tx:
-            permissions.require(tx.user(user_id), account_id, MODULE, Op.READ)
-            key = tx.setup_key(key_id)
-            if key is None:
-                raise NotFound(f"setup key: {key_id} not found")
-            return key
 
     def create(
         self,
@@ -66,8 +55,8 @@ class SetupKeyService:
         check_length(name, "setup key name")
         check_range(usage_limit, "usage_limit", 0, MAX_INT32)
         with self.uow.write(account_id) as tx:
-            permissions.require(tx.user(user_id), account_id, MODULE, Op.CREATE)
-            _check_groups(tx, auto_groups)
+            permissions.require(tx.users.get(user_id), account_id, MODULE, Op.CREATE)
+            check_group_ids(tx, auto_groups)
             secret = new_setup_key()
             now = utcnow()
             key = SetupKey(
@@ -85,57 +74,48 @@ class SetupKeyService:
                 ephemeral=ephemeral,
                 allow_extra_dns_labels=allow_extra_dns_labels,
             )
-            tx.insert_setup_key(key)
-            tx.changed("setup_key", key.id)
-            tx.add_event(account_id, Activity.SETUP_KEY_CREATED, user_id, key.id, _meta(key))
+            tx.setup_keys.add(key)
+            tx.record(SetupKeyUpserted(key))
+            tx.events.add(account_id, Activity.SETUP_KEY_CREATED, user_id, key.id, _meta(key))
         return key, secret
 
     def update(
         self, account_id: str, user_id: str, key_id: str, *, revoked: bool, auto_groups: Sequence[str]
     ) -> SetupKey:
         with self.uow.write(account_id) as tx:
-            permissions.require(tx.user(user_id), account_id, MODULE, Op.UPDATE)
-            key = tx.setup_key(key_id)
+            permissions.require(tx.users.get(user_id), account_id, MODULE, Op.UPDATE)
+            key = tx.setup_keys.get(key_id)
             if key is None:
                 raise NotFound(f"setup key: {key_id} not found")
             if key.revoked and not revoked:
                 raise InvalidArgument("can't un-revoke a revoked setup key")
-            _check_groups(tx, auto_groups)
+            check_group_ids(tx, auto_groups)
             new_groups = list(dict.fromkeys(auto_groups))
             added = [g for g in new_groups if g not in key.auto_groups]
             removed = [g for g in key.auto_groups if g not in new_groups]
             newly_revoked = revoked and not key.revoked
             key.revoked, key.auto_groups, key.updated_at = revoked, new_groups, utcnow()
-            tx.update_setup_key(key)
-            tx.changed("setup_key", key.id)
-            names = {g.id: g.name for g in tx.groups_by_id([*added, *removed]).values()}
+            tx.setup_keys.update(key)
+            tx.record(SetupKeyUpserted(key))
+            names = {g.id: g.name for g in tx.groups.by_ids([*added, *removed]).values()}
             for gid in added:
                 meta = {**_meta(key), "group": names.get(gid, gid), "group_id": gid}
-                tx.add_event(account_id, Activity.GROUP_ADDED_TO_SETUP_KEY, user_id, key.id, meta)
+                tx.events.add(account_id, Activity.GROUP_ADDED_TO_SETUP_KEY, user_id, key.id, meta)
             for gid in removed:
                 meta = {**_meta(key), "group": names.get(gid, gid), "group_id": gid}
-                tx.add_event(account_id, Activity.GROUP_REMOVED_FROM_SETUP_KEY, user_id, key.id, meta)
+                tx.events.add(account_id, Activity.GROUP_REMOVED_FROM_SETUP_KEY, user_id, key.id, meta)
             if newly_revoked:
-                tx.add_event(account_id, Activity.SETUP_KEY_REVOKED, user_id, key.id, _meta(key))
+                tx.events.add(account_id, Activity.SETUP_KEY_REVOKED, user_id, key.id, _meta(key))
             if not (added or removed or newly_revoked):
-                tx.add_event(account_id, Activity.SETUP_KEY_UPDATED, user_id, key.id, _meta(key))
+                tx.events.add(account_id, Activity.SETUP_KEY_UPDATED, user_id, key.id, _meta(key))
             return key
 
     def delete(self, account_id: str, user_id: str, key_id: str) -> None:
         with self.uow.write(account_id) as tx:
-            permissions.require(tx.user(user_id), account_id, MODULE, Op.DELETE)
-            key = tx.setup_key(key_id)
+            permissions.require(tx.users.get(user_id), account_id, MODULE, Op.DELETE)
+            key = tx.setup_keys.get(key_id)
             if key is None:
                 raise NotFound(f"setup key: {key_id} not found")
-            tx.delete_setup_key(key_id)
-            tx.changed("setup_key", key_id, deleted=True)
-            tx.add_event(account_id, Activity.SETUP_KEY_DELETED, user_id, key_id, _meta(key))
-
-
-def _check_groups(tx: WriteTx, ids: Sequence[str]) -> None:
-    known = tx.groups_by_id(ids)
-    for gid in ids:
-        if gid == "":
-            raise InvalidArgument("group ID should not be empty string")
-        if gid not in known:
-            raise InvalidArgument(f"group id {gid} not found")
+            tx.setup_keys.delete(key_id)
+            tx.record(SetupKeyDeleted(key_id))
+            tx.events.add(account_id, Activity.SETUP_KEY_DELETED, user_id, key_id, _meta(key))

@@ -1,83 +1,95 @@
-"""Unit of work: one transaction per service call; after commit, listeners hear what changed."""
+"""Unit of work: one transaction per service call; after commit, the change set goes on.
+
+The store is anything that implements `store.ports.Store` (SQL in production, memory in the
+unit tests' fake). The hooks are given once, by the composition root (`server.assembly`):
+`before_commit` runs inside a writing transaction that changed something (the replica fan-out
+sends its NOTIFY there, so other replicas hear of a change exactly when it commits),
+`after_commit` receives the committed change set (the network-map engine's inbox).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
-
+from meshroute.core.changes import Change, ChangeSet
 from meshroute.core.errors import NotFound
 from meshroute.core.model import Account
-from meshroute.server.store.db import transaction
-from meshroute.server.store.repo import Tx
+from meshroute.server.store.ports import Repositories, Store
+
+AfterCommit = Callable[[ChangeSet], None]
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One committed change, for the network-map engine (kind: route, group, peer, setup_key...)."""
+class WriteTx:
+    """A write transaction on a locked account: its repositories, the account as locked, and the
+    changes recorded (the first one moves the account's serial)."""
 
-    kind: str
-    id: str
-    deleted: bool = False
-
-
-@dataclass(slots=True)
-class ChangeSet:
-    account_id: str
-    serial: int
-    changes: list[Change] = field(default_factory=list)
-
-
-Listener = Callable[[ChangeSet], None]
-
-
-class WriteTx(Tx):
-    """A write transaction on a locked account: bumps the serial once and records changes."""
-
-    def __init__(self, tx: Tx, account: Account) -> None:
-        super().__init__(tx.conn, account.id)
-        self.account_obj = account
+    def __init__(self, repos: Repositories, account: Account) -> None:
+        self.repos = repos
+        self.account = account
+        self.account_id = account.id
         self.changeset = ChangeSet(account.id, account.network_serial)
+        self.accounts = repos.accounts
+        self.users = repos.users
+        self.tokens = repos.tokens
+        self.peers = repos.peers
+        self.groups = repos.groups
+        self.setup_keys = repos.setup_keys
+        self.routes = repos.routes
+        self.status_reports = repos.status_reports
+        self.web_sessions = repos.web_sessions
+        self.events = repos.events
 
-    def changed(self, kind: str, obj_id: str, *, deleted: bool = False) -> None:
+    def record(self, change: Change) -> None:
+        """One object created, changed or deleted."""
         if not self.changeset.changes:
-            self.changeset.serial = self.bump_serial(self.account_id)
-        self.changeset.changes.append(Change(kind, obj_id, deleted))
+            self.changeset.serial = self.accounts.bump_serial(self.account_id)
+        self.changeset.changes.append(change)
 
 
-class UnitOfWork:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.listeners: list[Listener] = []
-        # Set by the replica fan-out on PostgreSQL: runs inside the transaction, so that other
-        # replicas hear of a change exactly when (and only if) it commits.
-        self.before_commit: Callable[[WriteTx], None] | None = None
+BeforeCommit = Callable[[WriteTx], None]
 
-    @contextmanager
-    def read(self, account_id: str = "") -> Iterator[Tx]:
-        with transaction(self.engine, write=False) as conn:
-            yield Tx(conn, account_id)
+
+class Reader:
+    """Read transactions only: what the network-map engine and the read side need."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     @contextmanager
-    def write_unlocked(self) -> Iterator[Tx]:
+    def read(self, account_id: str = "") -> Iterator[Repositories]:
+        with self.store.transaction(write=False, account_id=account_id) as repos:
+            yield repos
+
+
+class UnitOfWork(Reader):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        after_commit: AfterCommit | None = None,
+        before_commit: BeforeCommit | None = None,
+    ) -> None:
+        super().__init__(store)
+        self._after_commit = after_commit
+        self._before_commit = before_commit
+
+    @contextmanager
+    def write_unlocked(self) -> Iterator[Repositories]:
         """A write that is no user change (status, last-used stamps): no lock, no serial."""
-        with transaction(self.engine, write=True) as conn:
-            yield Tx(conn)
+        with self.store.transaction(write=True) as repos:
+            yield repos
 
     @contextmanager
     def write(self, account_id: str) -> Iterator[WriteTx]:
         """Serializes writers of one account (row lock on PostgreSQL, BEGIN IMMEDIATE on SQLite)."""
-        with transaction(self.engine, write=True) as conn:
-            base = Tx(conn, account_id)
-            account = base.lock_account(account_id)
+        with self.store.transaction(write=True, account_id=account_id) as repos:
+            account = repos.accounts.lock(account_id)
             if account is None:
                 raise NotFound(f"account: {account_id} not found")
-            wtx = WriteTx(base, account)
+            wtx = WriteTx(repos, account)
             yield wtx
-            if wtx.changeset.changes and self.before_commit is not None:
-                self.before_commit(wtx)
-        if wtx.changeset.changes:
-            for listener in list(self.listeners):
-                listener(wtx.changeset)
+            if wtx.changeset.changes and self._before_commit is not None:
+                self._before_commit(wtx)
+        if wtx.changeset.changes and self._after_commit is not None:
+            self._after_commit(wtx.changeset)

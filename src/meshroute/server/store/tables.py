@@ -217,3 +217,37 @@ events = Table(
     Column("target_id", String(255), nullable=False),
     Column("meta", JSON, nullable=False),
 )
+
+# The last status report of each peer (what its agent does with its routes: `ReportStatus`),
+# replaced by the next one. Written outside the account lock and never a user change.
+status_reports = Table(
+    "status_reports",
+    metadata,
+    Column("peer_id", String(64), ForeignKey("peers.id", ondelete="CASCADE"), primary_key=True),
+    Column("account_id", String(64), nullable=False),
+    Column("report", Text, nullable=False),  # JSON (`mapping.STATUS_REPORTS`), compared as text
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Dashboard sign-ins (`WebSession`): the hash of the cookie's value, never the value; a session
+# goes with the token it was opened with (and so with its user).
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column(
+        "account_id", String(64), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("user_id", String(255), nullable=False),
+    Column(
+        "token_id",
+        String(64),
+        ForeignKey("personal_access_tokens.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+)

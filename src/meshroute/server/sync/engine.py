@@ -1,12 +1,14 @@
 """Keeps one in-memory `AccountState` per account in step with the store.
 
 Committed change sets arrive from this replica's unit of work or, on PostgreSQL, from other
-replicas (NOTIFY). They are applied strictly in serial order by one worker thread; the resulting
-per-peer deltas go to the sync hub. A gap that does not fill in time reloads the account.
+replicas (NOTIFY). They carry the changed objects themselves (`core.changes`), so applying one
+reads nothing from the store. They are applied strictly in serial order by one worker thread; the
+resulting per-peer deltas go to the sync hub. A gap that does not fill in time reloads the account.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -14,26 +16,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from meshroute.core.changes import AccountUpdated, ChangeSet, PeerDeleted
 from meshroute.core.model import Account
 from meshroute.core.networkmap import AccountState
-from meshroute.core.networkmap.types import (
-    Change,
-    GroupDeleted,
-    GroupUpserted,
-    MapDelta,
-    NetworkMap,
-    PeerDeleted,
-    PeerUpserted,
-    RouteDeleted,
-    RouteUpserted,
-)
-from meshroute.server.services.uow import ChangeSet, UnitOfWork
-from meshroute.server.store.repo import Tx
+from meshroute.core.networkmap.types import MapDelta, NetworkMap
+from meshroute.server.services.uow import Reader
 
 log = logging.getLogger(__name__)
 GAP_TIMEOUT_S = 2.0
 GAP_CHECK_S = 0.5
 AUDIT_S = 5.0
+# How long a reader asking for a map at a given serial waits for the engine to get there. A reader
+# ahead of the engine starts the gap clock (the serial may come from a change this replica never
+# hears of, e.g. an offline tool's), so a reload comes within GAP_TIMEOUT_S + GAP_CHECK_S.
+CATCH_UP_S = GAP_TIMEOUT_S + 2 * GAP_CHECK_S + 1.0
 
 # (account_id, deltas) or (account_id, None): None means "resync everyone of this account";
 # a None delta for one peer means "send that peer a full map" (or end its stream if it is gone).
@@ -50,11 +46,12 @@ class _Account:
 
 
 class MapEngine:
-    def __init__(self, uow: UnitOfWork, publish: Publisher | None = None) -> None:
-        self.uow = uow
+    def __init__(self, reader: Reader, publish: Publisher | None = None) -> None:
+        self.reader = reader
         self.publish: Publisher = publish or (lambda _a, _d: None)
         self._accounts: dict[str, _Account] = {}
         self._lock = threading.RLock()
+        self._moved = threading.Condition(self._lock)  # notified whenever an account's serial moves
         self._inbox: queue.Queue[ChangeSet | None] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._next_audit = 0.0
@@ -99,12 +96,16 @@ class MapEngine:
 
     # -- state ----------------------------------------------------------------------------------
     def _load(self, account_id: str) -> _Account | None:
-        with self.uow.read(account_id) as tx:
-            account = tx.account(account_id)
+        with self.reader.read(account_id) as tx:
+            account = tx.accounts.get(account_id)
             if account is None:
                 return None
             state = AccountState(
-                account_id, account.network_serial, tx.peers(account_id), tx.groups(account_id), tx.routes()
+                account_id,
+                account.network_serial,
+                tx.peers.all(account_id),
+                tx.groups.all(account_id),
+                tx.routes.all(),
             )
         return _Account(state, account, account.network_serial)
 
@@ -117,10 +118,24 @@ class MapEngine:
                     self._accounts[account_id] = entry
             return entry
 
-    def full_map(self, account_id: str, peer_id: str) -> tuple[NetworkMap, Account] | None:
-        """A consistent snapshot: no change set is applied while it is computed."""
+    def full_map(self, account_id: str, peer_id: str, at_least: int = 0) -> tuple[NetworkMap, Account] | None:
+        """A consistent snapshot: no change set is applied while it is computed. With `at_least`,
+        once the engine has applied that serial (what a reader just saw committed), waiting at
+        most CATCH_UP_S for it."""
+        deadline = time.monotonic() + CATCH_UP_S
         with self._lock:
             entry = self._entry(account_id)
+            while entry is not None and entry.applied < at_least:
+                if entry.gap_since is None:
+                    entry.gap_since = time.monotonic()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.warning(
+                        "map of %s requested at serial %d, engine at %d", peer_id, at_least, entry.applied
+                    )
+                    break
+                self._moved.wait(remaining)
+                entry = self._entry(account_id)  # reloaded meanwhile, perhaps
             if entry is None or not entry.state.has_peer(peer_id):
                 return None
             return entry.state.network_map(peer_id), entry.account
@@ -145,6 +160,7 @@ class MapEngine:
         with self._lock:
             self._accounts.pop(account_id, None)
             self.publish(account_id, None)
+            self._moved.notify_all()
 
     def reload_all(self) -> None:
         with self._lock:
@@ -163,20 +179,17 @@ class MapEngine:
             while entry.applied + 1 in entry.pending:
                 nxt = entry.pending.pop(entry.applied + 1)
                 self._apply(entry, nxt)
+                self._moved.notify_all()
             if not entry.pending:
                 entry.gap_since = None
             elif entry.gap_since is None:  # the clock starts when the gap opens, not at each arrival
                 entry.gap_since = time.monotonic()
 
     def _apply(self, entry: _Account, cs: ChangeSet) -> None:
-        changes: list[Change] = []
-        with self.uow.read(cs.account_id) as tx:
-            for ch in cs.changes:
-                changes.extend(_to_changes(tx, ch.kind, ch.id, ch.deleted))
-            if any(ch.kind == "account" for ch in cs.changes):
-                account = tx.account(cs.account_id)
-                if account is not None:
-                    entry.account = account
+        changes = cs.map_changes()
+        for change in cs.changes:
+            if isinstance(change, AccountUpdated):  # a copy: the engine moves its serial below
+                entry.account = dataclasses.replace(change.account)
         deltas: dict[str, MapDelta | None] = dict(entry.state.apply(changes, cs.serial)) if changes else {}
         for change in changes:
             if isinstance(change, PeerDeleted):
@@ -195,8 +208,8 @@ class MapEngine:
             with self._lock:
                 loaded = {a: e.applied for a, e in self._accounts.items()}
             if loaded:
-                with self.uow.read() as tx:
-                    stored = tx.serials(list(loaded))
+                with self.reader.read() as tx:
+                    stored = tx.accounts.serials(list(loaded))
                 with self._lock:
                     for account_id, serial in stored.items():
                         entry = self._accounts.get(account_id)
@@ -210,18 +223,3 @@ class MapEngine:
         for account_id in stale:
             log.warning("serial gap in account %s did not fill; reloading it", account_id)
             self.reload(account_id)
-
-
-def _to_changes(tx: Tx, kind: str, obj_id: str, deleted: bool) -> list[Change]:
-    """The committed state of one changed object (possibly newer than the change set: harmless,
-    the next change set carries the same object again)."""
-    if kind == "route":
-        route = None if deleted else tx.route(obj_id)
-        return [RouteUpserted(route) if route else RouteDeleted(obj_id)]
-    if kind == "group":
-        group = None if deleted else tx.group(obj_id)
-        return [GroupUpserted(group) if group else GroupDeleted(obj_id)]
-    if kind == "peer":
-        peer = None if deleted else tx.peer(obj_id)
-        return [PeerUpserted(peer) if peer else PeerDeleted(obj_id)]
-    return []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -191,65 +192,32 @@ class AdminClient:
             self._cache[path] = []
             return []
 
-    # -- names -> IDs ----------------------------------------------------------------------------
-    def resolve(self, kind: str, collection: str, ref: str) -> str:
-        """The ID of the item of ``/api/<collection>`` that ``ref`` names; :class:`UnknownName` if none."""
-        return self._resolve(kind, self.cached_list(collection), ref, _lookup_keys(collection))
+    # -- references -> IDs ------------------------------------------------------------------------
+    def resolve(self, kind: Kind, ref: str, collection: str | None = None) -> str:
+        """The ID of the one item of ``kind`` that ``ref`` names (its ID, or a label such as its name).
 
-    def resolve_group(self, ref: str) -> str:
-        return self.resolve("group", "groups", ref)
-
-    def resolve_groups(self, refs: Iterable[str]) -> list[str]:
-        return _dedupe(self.resolve_group(ref) for ref in refs)
-
-    def resolve_peer(self, ref: str) -> str:
-        return self.resolve("peer", "peers", ref)
-
-    def resolve_peers(self, refs: Iterable[str]) -> list[str]:
-        return _dedupe(self.resolve_peer(ref) for ref in refs)
-
-    @staticmethod
-    def _resolve(
-        kind: str,
-        items: list[JSONObject],
-        ref: str,
-        keys: Callable[[JSONObject], list[str]],
-    ) -> str:
-        """Find the one item whose ID is ``ref``, else whose name (or other label) is ``ref``."""
-        for item in items:
-            if str(item.get("id", "")) == ref:
-                return ref
-        folded = ref.casefold()
-        tiers: list[Callable[[JSONObject], bool]] = [
-            lambda item: ref in keys(item)[:1],  # the name
-            lambda item: ref in keys(item),  # the name or another label (peers: IP, DNS label, hostname)
-            lambda item: folded in (key.casefold() for key in keys(item)),
-        ]
-        ids: list[str] = []
-        for matches in tiers:
-            ids = _dedupe(str(item.get("id", "")) for item in items if matches(item))
-            if ids:
-                break
-        if len(ids) == 1:
-            return ids[0]
-        if not ids:
-            raise UnknownName(f"no {kind} with ID or name {ref!r}")
-        raise CliError(f"{kind} name {ref!r} is ambiguous, use one of the IDs: {', '.join(ids)}")
-
-    def id_of(self, kind: str, collection: str, ref: str) -> str:
-        """The ID of the item of ``/api/<collection>`` that ``ref`` names (its ID or its name).
-
-        When nothing matches, or the list cannot be read, ``ref`` is returned unchanged so that the
-        server gets to say what is wrong with it (for example ``route: <id> not found``).
+        :class:`UnknownName` when nothing matches; :class:`CliError` listing the candidates when
+        ``ref`` names several items.
         """
+        return kind.pick(self.cached_list(collection or kind.collection), ref, self)
+
+    def resolve_target(self, kind: Kind, ref: str, collection: str | None = None) -> str:
+        """Like :meth:`resolve`, for the object a command acts on; when the caller may not list the
+        collection, ``ref`` is used as an ID and the server judges it."""
         try:
-            items = self.cached_list(collection)
+            items = self.cached_list(collection or kind.collection)
         except CliError:
             return ref
-        try:
-            return self._resolve(kind, items, ref, _lookup_keys(collection))
-        except UnknownName:
-            return ref
+        return kind.pick(items, ref, self)
+
+    def resolve_groups(self, refs: Iterable[str]) -> list[str]:
+        return _dedupe(self.resolve(GROUP, ref) for ref in refs)
+
+    def resolve_peer(self, ref: str) -> str:
+        return self.resolve(PEER, ref)
+
+    def resolve_peers(self, refs: Iterable[str]) -> list[str]:
+        return _dedupe(self.resolve(PEER, ref) for ref in refs)
 
     # -- display helpers -------------------------------------------------------------------------
     def group_names(self) -> dict[str, str]:
@@ -283,15 +251,90 @@ def _name_keys(item: JSONObject) -> list[str]:
 
 def _peer_keys(item: JSONObject) -> list[str]:
     keys = _name_keys(item)
-    for field in ("ip", "dns_label", "hostname"):
-        value = item.get(field)
+    for key in ("ip", "dns_label", "hostname"):
+        value = item.get(key)
         if isinstance(value, str) and value:
             keys.append(value)
     return keys
 
 
-def _lookup_keys(collection: str) -> Callable[[JSONObject], list[str]]:
-    return _peer_keys if collection == "peers" else _name_keys
+def _user_keys(item: JSONObject) -> list[str]:
+    keys = _name_keys(item)
+    email = item.get("email")
+    if isinstance(email, str) and email:
+        keys.append(email)
+    return keys
+
+
+def _route_keys(item: JSONObject) -> list[str]:
+    net_id = item.get("network_id")
+    return [net_id if isinstance(net_id, str) else ""]
+
+
+Describe = Callable[[JSONObject, "AdminClient"], str]
+
+
+def _describe_named(item: JSONObject, _client: AdminClient) -> str:
+    return str(item.get("name", ""))
+
+
+def _describe_route(item: JSONObject, client: AdminClient) -> str:
+    """``<destination> via <routing peer(s)>`` in names: which of several same-NetID routes is which."""
+    domains = item.get("domains")
+    where = ", ".join(map(str, domains)) if isinstance(domains, list) and domains else item.get("network", "")
+    peer_groups = [str(g) for g in item.get("peer_groups") or []]
+    if peer_groups:
+        names = client.group_names()
+        via = "peer groups " + ", ".join(names.get(g) or g for g in peer_groups)
+    else:
+        peer = str(item.get("peer") or "")
+        via = client.peer_names().get(peer) or peer
+    return f"{where} via {via}"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A collection of the API whose items commands refer to by ID or by a label (name, NetID...)."""
+
+    name: str  # "route", in messages
+    collection: str  # /api/<collection>
+    label: str  # what else than the ID a reference may be: "name", "network ID"
+    keys: Callable[[JSONObject], list[str]]  # labels of an item; the first is the main one
+    describe: Describe = _describe_named  # tells items apart when a label is ambiguous
+
+    def pick(self, items: list[JSONObject], ref: str, client: AdminClient) -> str:
+        """The ID of the item ``ref`` refers to: its ID, else its label (exact, then case-insensitive)."""
+        for item in items:
+            if str(item.get("id", "")) == ref:
+                return ref
+        folded = ref.casefold()
+        tiers: list[Callable[[JSONObject], bool]] = [
+            lambda item: ref in self.keys(item)[:1],
+            lambda item: ref in self.keys(item),
+            lambda item: folded in (key.casefold() for key in self.keys(item)),
+        ]
+        found: list[JSONObject] = []
+        for matches in tiers:
+            found = [item for item in items if matches(item)]
+            if found:
+                break
+        if not found:
+            raise UnknownName(f"no {self.name} {ref!r}")
+        if len(found) == 1:
+            return str(found[0].get("id", ""))
+        lines = [f"  {item.get('id', '')}  {self.describe(item, client)}" for item in found]
+        raise CliError(
+            f"{self.label} {ref!r} names {len(found)} {self.name}s; "
+            "give one of their IDs:\n" + "\n".join(lines)
+        )
+
+
+GROUP = Kind("group", "groups", "name", _name_keys)
+PEER = Kind("peer", "peers", "name", _peer_keys)
+SETUP_KEY = Kind("setup key", "setup-keys", "name", _name_keys)
+ROUTE = Kind("route", "routes", "network ID", _route_keys, _describe_route)
+USER = Kind("user", "users", "name", _user_keys)
+TOKEN = Kind("token", "tokens", "name", _name_keys)  # under users/<id>/tokens
 
 
 @contextmanager
