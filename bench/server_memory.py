@@ -15,32 +15,30 @@ import base64
 import hashlib
 import ipaddress
 import json
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
-from bench.common import rss_mib, write
+from bench.common import rss_mib, running_server, write
 from meshroute.core.ids import new_id
 from meshroute.core.model import NetworkType
+from meshroute.server.clock import utcnow
 from meshroute.server.services import Services
 from meshroute.server.services.routes import RouteInput
+from meshroute.server.services.uow import UnitOfWork
 from meshroute.server.store import tables as t
 from meshroute.server.store.db import make_engine, migrate, sqlite_url
-from meshroute.server.store.repo import utcnow
-
-MESHROUTE = [sys.executable, "-m", "meshroute.cli.main"]
+from meshroute.server.store.sql import SqlStore
 
 
-def populate(data_dir: Path, n: int, g: int) -> tuple[str, str]:
+def populate(data_dir: Path, n: int, g: int) -> list[str]:
+    """A store in `data_dir` with the owner's token in `admin-token` and one account of `n` peers in
+    `g` groups (plus All) and min(g, 20) routes; returns the peer IDs, the first a routing peer."""
     engine = make_engine(sqlite_url(data_dir))
     migrate(engine)
-    services = Services.create(engine)
+    services = Services.create(UnitOfWork(SqlStore(engine)))  # no server runs yet: nothing to tell
     boot = services.accounts.bootstrap()
     assert boot is not None
     (data_dir / "admin-token").write_text(boot.token + "\n")
@@ -75,7 +73,7 @@ def populate(data_dir: Path, n: int, g: int) -> tuple[str, str]:
                 for k, gid in enumerate(group_ids)
             ],
         )
-        all_id = next(x.id for x in services.groups.list_all(account.id, boot.owner.id) if x.name == "All")
+        all_id = conn.execute(select(t.groups.c.id).where(t.groups.c.name == "All")).scalar_one()
         size = n // g
         rows = [
             {
@@ -108,13 +106,7 @@ def populate(data_dir: Path, n: int, g: int) -> tuple[str, str]:
             ),
         )
     engine.dispose()
-    return peer_ids[0], peer_ids[n // 2]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return peer_ids
 
 
 def main() -> None:
@@ -124,42 +116,12 @@ def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="meshroute-mem-"))
     t0 = time.perf_counter()
-    routing_peer, other_peer = populate(tmp, args.peers, args.groups)
+    peer_ids = populate(tmp, args.peers, args.groups)
+    routing_peer, other_peer = peer_ids[0], peer_ids[args.peers // 2]
     populate_s = time.perf_counter() - t0
-    port = _port()
     token = (tmp / "admin-token").read_text().strip()  # written by populate(), before the server
-    api = httpx.Client(
-        base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Token {token}"}, timeout=300
-    )
-    log = (tmp / "server.log").open("w")
-    server = subprocess.Popen(
-        [
-            *MESHROUTE,
-            "server",
-            "--data-dir",
-            str(tmp),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--sync-listen",
-            f"127.0.0.1:{_port()}",
-            "--log-level",
-            "warning",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if api.get("/api/users/current").is_success:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit((tmp / "server.log").read_text())
-            time.sleep(0.2)
-        idle, _ = rss_mib(server.pid)
+    with running_server(tmp, token) as (pid, api):
+        idle, _ = rss_mib(pid)
         t0 = time.perf_counter()
         first = api.get(f"/api/peers/{routing_peer}/network-map")
         first_ms = (time.perf_counter() - t0) * 1000
@@ -168,11 +130,7 @@ def main() -> None:
         later = api.get(f"/api/peers/{other_peer}/network-map")
         later_ms = (time.perf_counter() - t0) * 1000
         later.raise_for_status()
-        loaded, peak = rss_mib(server.pid)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+        loaded, peak = rss_mib(pid)
     result = {
         "peers": args.peers,
         "groups": args.groups,

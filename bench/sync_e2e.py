@@ -112,7 +112,7 @@ def main() -> None:
             [
                 *MESHROUTE,
                 "sim",
-                "--server",
+                "--sync",
                 sim_server,
                 "--setup-key",
                 key,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything meshroute needs on a fresh Debian machine: system packages (only what the
-# agent and the tests use, --no-install-recommends) and the Python package into ./.venv.
+# agent and the tests use, --no-install-recommends; chromium for the dashboard's browser tests) and
+# the Python package into ./.venv.
 # Usage: scripts/install.sh [--system] [--python]   (no flag: both)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,10 @@ if [ $# -gt 0 ]; then
   done
 fi
 
-SYSTEM_PACKAGES=(wireguard-go wireguard-tools nftables iproute2 iputils-ping dnsutils procps)
+# chromium: the dashboard's browser tests (tests/browser, Playwright drives it; no browser download);
+# dnsmasq-base: the upstream resolver of the domain-route tests
+SYSTEM_PACKAGES=(wireguard-go wireguard-tools nftables iproute2 iputils-ping dnsutils procps curl iperf3 util-linux
+  chromium dnsmasq-base)
 
 if [ "$want_system" = 1 ]; then
   missing=()
