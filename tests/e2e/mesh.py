@@ -57,7 +57,7 @@ def mesh_pings(world: World, nodes: list[str], peers: dict[str, dict[str, Any]],
         for dst in nodes:
             if src != dst:
                 target = overlay(peers[dst], family)
-                assert world.ping(src, target, count=1, timeout=3), (
+                assert world.ping(src, target, count=1, timeout=10), (
                     f"{src} cannot ping {dst} at {target}\n"
                     f"{devices(world, [src, dst])}\n{world.logs([src, dst])}"
                 )
@@ -79,6 +79,30 @@ def devices(world: World, nodes: list[str]) -> str:
                 f"  {p.public_key[:8]} endpoint {p.endpoint} handshake {age} rx {p.rx_bytes} tx {p.tx_bytes}"
             )
     return "\n".join(lines)
+
+
+def peer_views(world: World, nodes: list[str]) -> str:
+    """Each node's agent view of its peers: state, probe latency, handshake (for a failure message)."""
+    lines = []
+    for node in nodes:
+        try:
+            peers = world.agents[node].status(timeout=3)["peers"]
+        except Exception as exc:  # a stopped or stuck agent is itself the finding
+            lines.append(f"--- agent view of {node}: unavailable ({exc})")
+            continue
+        lines.append(f"--- agent view of {node}:")
+        lines += [
+            f"  {p['name']}: {p['state']} probed={p['probed']} latency_ms={p['latency_ms']} "
+            f"endpoint={p['endpoint']} rx={p['rx_bytes']} tx={p['tx_bytes']}"
+            for p in peers
+        ]
+    return "\n".join(lines)
+
+
+def diagnosis(world: World) -> str:
+    """Devices and agent views of every running agent: what a timing failure needs explained."""
+    running = [n for n, a in world.agents.items() if a.running]
+    return f"{devices(world, running)}\n{peer_views(world, running)}"
 
 
 def nft_counters(world: World, node: str, table: str) -> dict[str, int]:

@@ -17,7 +17,7 @@ from meshroute.agent import control
 from meshroute.lab import WaitTimeout, World
 from meshroute.lab.daemons import meshroute_bin
 from meshroute.lab.process import Proc
-from tests.e2e.mesh import joined, nft_counters, wg_device
+from tests.e2e.mesh import diagnosis, joined, nft_counters, wg_device
 
 T = TypeVar("T")
 TABLE = 7120
@@ -166,7 +166,7 @@ def wait_until(
     probe: Callable[[], T],
     ok: Callable[[T], bool],
     *,
-    timeout: float = 5.0,
+    timeout: float = 20.0,
     logs: Sequence[str] | None = None,
 ) -> T:
     """Wait until ``ok(probe())``; returns the last value probed, which a timeout also shows."""
@@ -180,11 +180,12 @@ def wait_until(
     try:
         world.wait_for(condition, timeout=timeout, interval=0.02, message=what, logs=logs)
     except WaitTimeout as exc:
-        raise WaitTimeout(f"{what}: last seen {last[0] if last else None!r}\n{exc}") from None
+        seen = last[0] if last else None
+        raise WaitTimeout(f"{what}: last seen {seen!r}\n{diagnosis(world)}\n{exc}") from None
     return last[0]
 
 
-def wait_via(world: World, node: str, network_id: str, peer: str, timeout: float = 10.0) -> None:
+def wait_via(world: World, node: str, network_id: str, peer: str, timeout: float = 20.0) -> None:
     wait_until(
         world,
         f"{node}: route {network_id} via {peer}",
@@ -196,7 +197,7 @@ def wait_via(world: World, node: str, network_id: str, peer: str, timeout: float
 
 
 def wait_table(
-    world: World, node: str, v4: list[str] | None = None, v6: list[str] | None = None, timeout: float = 5.0
+    world: World, node: str, v4: list[str] | None = None, v6: list[str] | None = None, timeout: float = 20.0
 ) -> None:
     """Wait until table 7120 holds exactly these entries (per family; None: not checked)."""
     wait_until(
@@ -273,7 +274,7 @@ def ping_run(world: World, node: str, address: str, name: str = "ping") -> PingR
     """Start pinging every 50 ms; wait for the first reply."""
     argv = ["ping", "-n", "-D", "-O", "-i", "0.05", "-W", "1", address]
     run = PingRun(world.popen(node, argv, name=name))
-    world.wait_for(lambda: run.replies(), timeout=5, message=f"no reply from {address}\n{run.proc.tail()}")
+    world.wait_for(lambda: run.replies(), timeout=15, message=f"no reply from {address}\n{run.proc.tail()}")
     return run
 
 

@@ -118,7 +118,7 @@ def _wait_learned(world: World, node: str, network_id: str, expected: dict[str, 
         f"{node}: learned addresses of {network_id}",
         lambda: learned_prefixes(world, node, network_id),
         lambda seen: seen == expected,
-        timeout=5,
+        timeout=20,
         logs=[node],
     )
 
@@ -336,7 +336,7 @@ def test_changed_answers_keep_route_and_ttl_expiry_postponed_by_connections(make
         f"{MOVING[0]} replaced by {MOVING[1]}",
         lambda: table(world, "client"),
         lambda t: _route(MOVING[1]) in t and _route(MOVING[0]) not in t,
-        timeout=5,
+        timeout=20,
         logs=["client"],
     )
     assert holder(world, "client", f"{MOVING[0]}/32") == []

@@ -10,11 +10,9 @@ this process, in a thread that entered rt's namespace, exactly as the agent woul
 from __future__ import annotations
 
 import asyncio
-import statistics
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -89,7 +87,7 @@ def bed(make_world: MakeWorld) -> World:
         ("rt", LAN_HOST_V6),
         ("rt", INET_HOST),
     ):
-        assert world.ping(node, address, timeout=3), f"{node} cannot reach {address}"
+        assert world.ping(node, address, timeout=10), f"{node} cannot reach {address}"
     world.start_whoami("office-h1")
     world.start_whoami("inet-h1")
     return world
@@ -401,33 +399,6 @@ def test_apply_is_atomic_and_idempotent_and_remove_restores_the_ruleset(bed: Wor
 
     in_netns(bed, "rt", scenario)
     assert nft_text(bed) == before
-
-
-def test_apply_cost(bed: World) -> None:
-    """How long one transaction takes (printed; not a timed assertion beyond "well under a second")."""
-    routes = [
-        ServedRoute(f"r{i}", f"10.{i}.0.0/16", i % 2 == 0, tuple(f"100.64.{i}.{j}/32" for j in range(1, 21)))
-        for i in range(50)
-    ]
-    small, large = build(IF, routes[:1]), build(IF, routes)
-    nft = Nftables()
-
-    async def measure(doc: dict[str, Any], n: int = 15) -> float:
-        times = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            await nft.apply(doc)
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times)
-
-    t_small = in_netns(bed, "rt", lambda: measure(small))
-    t_large = in_netns(bed, "rt", lambda: measure(large))
-    in_netns(bed, "rt", nft.remove)
-    print(
-        f"nft apply: 1 route {t_small * 1000:.1f} ms, "
-        f"50 routes x 20 sources {t_large * 1000:.1f} ms (median of 15)"
-    )
-    assert t_small < 1.0 and t_large < 1.0
 
 
 def test_the_rules_read_as_documented(bed: World) -> None:

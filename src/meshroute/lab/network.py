@@ -162,7 +162,7 @@ class Network:
         return proc.start()
 
     def ping(
-        self, node: str, addr: str, *, count: int = 1, timeout: float = 2.0, interval: float = 0.2
+        self, node: str, addr: str, *, count: int = 1, timeout: float = 5.0, interval: float = 0.2
     ) -> bool:
         """Whether ``count`` echo replies come back within ``timeout`` seconds (IPv4 or IPv6)."""
         deadline = str(math.ceil(timeout))
@@ -235,7 +235,7 @@ class Network:
         return proc
 
     def whoami(
-        self, node: str, addr: str, port: int = probes.WHOAMI_PORT, *, udp: bool = False, timeout: float = 2.0
+        self, node: str, addr: str, port: int = probes.WHOAMI_PORT, *, udp: bool = False, timeout: float = 5.0
     ) -> str | None:
         """From ``node``, the source address the whoami server at addr:port saw (None: no answer)."""
         return probes.whoami(self.netns(node), addr, port, udp=udp, timeout=timeout)

@@ -62,7 +62,7 @@ def whoami_server_argv(port: int = WHOAMI_PORT, *, udp: bool = False) -> list[st
 
 
 def whoami(
-    netns: str, addr: str, port: int = WHOAMI_PORT, *, udp: bool = False, timeout: float = 2.0
+    netns: str, addr: str, port: int = WHOAMI_PORT, *, udp: bool = False, timeout: float = 5.0
 ) -> str | None:
     """From inside ``netns``, ask the whoami server at addr:port which source address it sees; None if
     there is no answer within ``timeout``."""
