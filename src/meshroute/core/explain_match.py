@@ -123,14 +123,6 @@ def _match_name(route: Route, name: str | None) -> Match | None:
     return Match(route.net_string(), route.ha_unique_id(), best[0], best[1])
 
 
-def _kind(route: Route) -> NetworkType | None:
-    if route.network_type == NetworkType.DOMAIN:
-        return NetworkType.DOMAIN
-    if route.network is None:
-        return None
-    return NetworkType.IPV6 if route.network.version == 6 else NetworkType.IPV4
-
-
 class Receiving:
     """Who receives which route, for one account (the oracle's rules)."""
 
@@ -166,7 +158,7 @@ class Receiving:
         reasons: list[str] = []
         if not route.enabled:
             reasons.append("the route is disabled")
-        if _kind(route) is None:
+        if route.kind is None:
             reasons.append("the route has no network")
         routing = self.routing.get(route.id, set())
         if not routing:
@@ -187,7 +179,7 @@ class Receiving:
             )
         if not self.in_groups(peer.id, route.groups):
             reasons.append(f"this peer is not in its distribution groups ({self.names(route.groups)})")
-        if (_kind(route) == NetworkType.IPV6 or twin) and not peer.uses_ipv6:
+        if (route.kind == NetworkType.IPV6 or twin) and not peer.uses_ipv6:
             reasons.append("an IPv6 route, and this peer does not use IPv6 in the mesh")
         return tuple(reasons)
 

@@ -206,6 +206,16 @@ class Route:
     def is_dynamic(self) -> bool:
         return self.network_type == NetworkType.DOMAIN
 
+    @property
+    def kind(self) -> NetworkType | None:
+        """The type the route is sent as: from its prefix (the stored type may disagree), DOMAIN
+        for a domain route, None when it has no prefix and cannot be sent."""
+        if self.network_type == NetworkType.DOMAIN:
+            return NetworkType.DOMAIN
+        if self.network is None:
+            return None
+        return NetworkType.IPV6 if self.network.version == 6 else NetworkType.IPV4
+
     def net_string(self) -> str:
         return net_string(
             self.network_type, str(self.network) if self.network is not None else None, self.domains

@@ -15,7 +15,6 @@ connected, which never shows a routing peer as current.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,7 +66,7 @@ def route_receivers(
             return {r.peer} if r.peer in peers else set()
         return {p for gid in r.peer_groups for p in members.get(gid, ()) if p in peers}
 
-    kind = _kind(route)
+    kind = route.kind
     if not route.enabled or kind is None:
         return set()
     if not routing_peers(route):  # a client receives one entry per routing peer: none here
@@ -79,17 +78,6 @@ def route_receivers(
     if kind == NetworkType.IPV6:
         receivers = {p for p in receivers if peers[p]}
     return receivers
-
-
-def _kind(route: Route) -> NetworkType | None:
-    """The route's effective type, or None when it cannot be sent (no prefix)."""
-    if route.network_type == NetworkType.DOMAIN:
-        return NetworkType.DOMAIN
-    if isinstance(route.network, ipaddress.IPv6Network):
-        return NetworkType.IPV6
-    if isinstance(route.network, ipaddress.IPv4Network):
-        return NetworkType.IPV4
-    return None
 
 
 def use_of(report: StatusReport, route_id: str) -> RouteUse | None:

@@ -74,7 +74,7 @@ class Accounts(_Repo):
         return _copy(min(self.s.accounts.values(), key=lambda a: a.created_at, default=None))
 
     def lock_bootstrap(self) -> None:
-        pass
+        """Nothing to lock: one fake store, one thread (the real one locks against other replicas)."""
 
     def add(self, account: Account) -> None:
         self.s.accounts[account.id] = _copy(account)

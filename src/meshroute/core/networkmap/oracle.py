@@ -35,7 +35,8 @@ from meshroute.core.networkmap.types import (
 
 
 def _kind(route: Route) -> NetworkType | None:
-    """The route's effective network type, or None when it cannot be sent (no prefix)."""
+    """The route's effective network type, or None when it cannot be sent (no prefix). The oracle
+    keeps its own copy of `Route.kind`: it re-derives every rule independently of the engine."""
     if route.network_type == NetworkType.DOMAIN:
         return NetworkType.DOMAIN
     if isinstance(route.network, ipaddress.IPv6Network):
