@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -106,22 +106,34 @@ def extract(
         qname = response.question[0].name
     names, ttl = chain(response, qname)
     on_chain = set(names)
-    nets = list(overlay)
+
+    def on_chain_sets() -> Iterator[tuple[Family, int, Iterable[Address]]]:
+        for rrset in response.answer:
+            if rrset.rdclass != dns.rdataclass.IN or _fold(rrset.name) not in on_chain:
+                continue
+            if rrset.rdtype == dns.rdatatype.A:
+                yield 4, rrset.ttl, (ipaddress.ip_address(r.address) for r in rrset)
+            elif rrset.rdtype == dns.rdatatype.AAAA:
+                yield 6, rrset.ttl, (ipaddress.ip_address(r.address) for r in rrset)
+
+    return _collect(_text(qname), on_chain_sets(), ttl, list(overlay))
+
+
+def _collect(
+    name: str,
+    rrsets: Iterable[tuple[Family, int, Iterable[Address]]],
+    chain_ttl: int | None,
+    nets: list[Network],
+) -> Answer:
+    """The answer from the address RRsets on the question's chain: addresses the mesh may not route
+    set aside with the reason; the TTL is the smallest of the chain's CNAMEs and of the RRsets that
+    gave an address."""
     found: dict[Family, set[Address]] = {}
     rejected: list[tuple[str, str]] = []
-    used_ttl = ttl
-    for rrset in response.answer:
-        if rrset.rdclass != dns.rdataclass.IN or _fold(rrset.name) not in on_chain:
-            continue
-        if rrset.rdtype == dns.rdatatype.A:
-            family: Family = 4
-        elif rrset.rdtype == dns.rdatatype.AAAA:
-            family = 6
-        else:
-            continue
+    used_ttl = chain_ttl
+    for family, ttl, addresses in rrsets:
         took = False
-        for rdata in rrset:
-            address = ipaddress.ip_address(rdata.address)
+        for address in addresses:
             why = refusal(address, nets)
             if why is not None:
                 rejected.append((str(address), why))
@@ -129,14 +141,9 @@ def extract(
             found.setdefault(family, set()).add(address)
             took = True
         if took:
-            used_ttl = rrset.ttl if used_ttl is None else min(used_ttl, rrset.ttl)
-    addresses: dict[Family, frozenset[Address]] = {f: frozenset(a) for f, a in found.items() if a}
-    return Answer(
-        name=_text(qname),
-        addresses=addresses,
-        ttl=used_ttl if addresses else None,
-        rejected=tuple(rejected),
-    )
+            used_ttl = ttl if used_ttl is None else min(used_ttl, ttl)
+    result: dict[Family, frozenset[Address]] = {f: frozenset(a) for f, a in found.items() if a}
+    return Answer(name=name, addresses=result, ttl=used_ttl if result else None, rejected=tuple(rejected))
 
 
 def extract_wire(wire: bytes, qname: Sequence[bytes], overlay: Iterable[Network] = ()) -> Answer:
@@ -199,29 +206,8 @@ def _extract_wire(wire: bytes, qname: _Labels, nets: list[Network]) -> Answer:
         chain_ttl = cname_ttl if chain_ttl is None else min(chain_ttl, cname_ttl)
         names.append(target)
     on_chain = set(names)
-    found: dict[Family, set[Address]] = {}
-    rejected: list[tuple[str, str]] = []
-    used_ttl = chain_ttl
-    for (owner, family), (ttl, addresses) in sets.items():
-        if owner not in on_chain:
-            continue
-        took = False
-        for address in addresses:
-            why = refusal(address, nets)
-            if why is not None:
-                rejected.append((str(address), why))
-                continue
-            found.setdefault(family, set()).add(address)
-            took = True
-        if took:
-            used_ttl = ttl if used_ttl is None else min(used_ttl, ttl)
-    result: dict[Family, frozenset[Address]] = {f: frozenset(a) for f, a in found.items() if a}
-    return Answer(
-        name=b".".join(qname).decode("ascii"),
-        addresses=result,
-        ttl=used_ttl if result else None,
-        rejected=tuple(rejected),
-    )
+    on_chain_sets = ((f, ttl, addrs) for (owner, f), (ttl, addrs) in sets.items() if owner in on_chain)
+    return _collect(b".".join(qname).decode("ascii"), on_chain_sets, chain_ttl, nets)
 
 
 def _read_name(wire: bytes, pos: int) -> tuple[_Labels, int]:
